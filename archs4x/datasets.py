@@ -1,0 +1,502 @@
+"""Example and synthetic files in the exact ARCHS4 v2 layout.
+
+:func:`write_archs4_file` writes a file the way ARCHS4 does: ``data/expression`` as
+uint32 genes x samples with chunks ``(2000, 1)``, ``maxshape=(genes, None)`` and deflate;
+``meta/genes`` (or ``meta/transcripts``), ``meta/samples`` with all 29 GEO fields as
+variable-length UTF-8 strings (``singlecellprobability`` as float64) and ``meta/info``
+scalars.  The content is synthetic but shaped like the real thing: zero-inflated,
+heavy-tailed negative-binomial counts, ~3% duplicated gene symbols, samples in series
+(some in several), single-cell probabilities, and a little double-encoded text.
+
+Files are written in sample blocks with pre-compressed chunks (``write_direct_chunk``),
+so a 67,186 x 100,000 benchmark file streams in bounded memory.  Output is
+deterministic for a given seed and shape.  :func:`example_file` caches the small
+file the demo, doctests, notebooks and tests use.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+__all__ = [
+    "SAMPLE_FIELDS",
+    "cache_dir",
+    "example_file",
+    "write_archs4_file",
+]
+
+GENERATOR_VERSION = 1
+
+SAMPLE_FIELDS = (
+    "channel_count", "characteristics_ch1", "contact_address", "contact_city",
+    "contact_country", "contact_institute", "contact_name", "contact_zip",
+    "data_processing", "extract_protocol_ch1", "geo_accession", "instrument_model",
+    "last_update_date", "library_selection", "library_source", "library_strategy",
+    "molecule_ch1", "organism_ch1", "platform_id", "relation", "sample", "series_id",
+    "singlecellprobability", "source_name_ch1", "status", "submission_date",
+    "taxid_ch1", "title", "type",
+)  # fmt: skip
+
+VERSIONS = ("2.1.2", "2.2", "2.5", "2.6")
+
+_SPECIES = {
+    "human": dict(gene="ENSG", tx="ENST", organism="Homo sapiens", taxid="9606",
+                  upper=True, platforms=("GPL16791", "GPL20301", "GPL24676", "GPL18573")),
+    "mouse": dict(gene="ENSMUSG", tx="ENSMUST", organism="Mus musculus", taxid="10090",
+                  upper=False, platforms=("GPL17021", "GPL19057", "GPL24247", "GPL21103")),
+}  # fmt: skip
+
+_KNOWN_SYMBOLS = (
+    "ACTB", "GAPDH", "MYOD1", "MYOG", "DES", "ALB", "APOA1", "CD3E", "CD19", "PTPRC",
+    "EPCAM", "KRT18", "VIM", "SOX2", "POU5F1", "NANOG", "TP53", "MKI67", "PAX7", "TTN",
+    "INS", "GCG", "CD34", "COL1A1", "XIST", "RPL13A", "HBB", "LYZ", "MYH7", "NEUROD1",
+)  # fmt: skip
+_BIOTYPES = ("protein_coding", "lncRNA", "processed_pseudogene", "misc_RNA", "snRNA",
+             "miRNA", "unprocessed_pseudogene", "TEC")  # fmt: skip
+_BIOTYPE_P = (0.58, 0.25, 0.07, 0.03, 0.03, 0.02, 0.01, 0.01)
+
+_TISSUES = (
+    ("skeletal muscle myoblast", "myoblast", "muscle"), ("liver", "hepatocyte", "liver"),
+    ("peripheral blood", "T cell", "blood"), ("brain cortex", "neuron", "brain"),
+    ("lung", "alveolar epithelial cell", "lung"), ("kidney", "podocyte", "kidney"),
+    ("heart left ventricle", "cardiomyocyte", "heart"), ("skin", "fibroblast", "skin"),
+    ("colon", "epithelial cell", "colon"), ("pancreatic islet", "beta cell", "pancreas"),
+    ("bone marrow", "hematopoietic stem cell", "bone marrow"),
+    ("embryonic stem cells", "ES cell", "ESC"), ("breast tumor", "cancer cell", "breast"),
+    ("adipose tissue", "adipocyte", "adipose"), ("retina", "photoreceptor", "eye"),
+)  # fmt: skip
+_TREATMENTS = ("none", "DMSO", "5 μM dexamethasone", "10 ng/ml TNF-α", "LPS 100 ng/ml",
+               "siRNA control", "shRNA knockdown", "hypoxia 1% O₂", "IFN-γ 20 ng/ml")  # fmt: skip
+_PROTOCOLS = (
+    "Total RNA was extracted with TRIzol according to the manufacturer’s instructions.",
+    "RNA was isolated using the RNeasy Mini Kit (Qiagen); libraries were prepared with "
+    "the TruSeq Stranded mRNA kit.",
+    "Single cells were captured on the 10x Genomics Chromium platform and libraries built "
+    "with the Single Cell 3′ v3 chemistry.",
+    "PolyA RNA was selected with oligo-dT beads; cDNA was synthesised with SuperScript II.",
+    "Nuclei were isolated and processed with the SMART-Seq v4 Ultra Low Input kit.",
+)  # fmt: skip
+_INSTRUMENTS = ("Illumina HiSeq 2500", "Illumina NovaSeq 6000", "Illumina NextSeq 500",
+                "Illumina HiSeq 4000", "Illumina HiSeq 2000")  # fmt: skip
+_CITIES = (("New York", "USA", "10029"), ("Boston", "USA", "02115"), ("London", "UK", "WC1E"),
+           ("München", "Germany", "80336"), ("Zürich", "Switzerland", "8057"),
+           ("Shanghai", "China", "200031"), ("São Paulo", "Brazil", "01246"),
+           ("Kyoto", "Japan", "606-8501"))  # fmt: skip
+_INSTITUTES = ("Icahn School of Medicine at Mount Sinai", "Broad Institute",
+               "University College London", "Max-Planck-Institut für Biochemie",
+               "ETH Zürich", "Chinese Academy of Sciences", "Universidade de São Paulo",
+               "Kyoto University")  # fmt: skip
+_NAMES = ("Alexander,,Lachmann", "Maria,,Gonzalez", "Wei,,Zhang", "Jürgen,,Müller",
+          "Aoife,,O'Brien", "Søren,,Nielsen", "Priya,,Patel", "Yuki,,Tanaka")  # fmt: skip
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def cache_dir() -> Path:
+    """The folder archs4x caches files in (``$ARCHS4X_CACHE_DIR`` or ``~/.cache/archs4x``)."""
+    env = os.environ.get("ARCHS4X_CACHE_DIR")
+    if env:
+        base = Path(env)
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "archs4x"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def _double_encode(s: str) -> str:
+    """Reproduce the upstream defect: UTF-8 bytes read as Latin-1."""
+    return s.encode("utf-8").decode("latin-1")
+
+
+def _date(day: np.ndarray) -> list[str]:
+    # day counts from 2010-01-01 in 28-day months: plausible strings, cheap to build.
+    years = 2010 + day // 336
+    months = (day // 28) % 12
+    days = day % 28 + 1
+    return [f"{_MONTHS[m]} {d:02d} {y}" for m, d, y in zip(months, days, years, strict=True)]
+
+
+class _SampleLatents:
+    """Per-sample hidden variables every metadata field is derived from."""
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.n = n
+        self.tissue = rng.integers(0, len(_TISSUES), n)
+        self.treatment = rng.integers(0, len(_TREATMENTS), n)
+        self.single_cell = rng.random(n) < 0.15
+        # Series: consecutive runs of samples, sizes 1..~60.
+        sizes = np.minimum(rng.geometric(1 / 12, size=n), 60)
+        series_of_run = np.repeat(np.arange(sizes.size), sizes)[:n]
+        self.series = 10_000 + series_of_run * 7
+        self.multi_series = rng.random(n) < 0.04
+        self.other_series = 10_000 + rng.integers(0, max(1, series_of_run.max() + 1), n) * 7 + 3
+        self.lab = rng.integers(0, len(_INSTITUTES), n)
+        self.day = rng.integers(0, 336 * 14, n)
+        self.mojibake = rng.random(n) < 0.03
+        self.scp = np.where(
+            self.single_cell, rng.beta(8, 1.5, n), rng.beta(1, 14, n)
+        ).astype(np.float64)
+        self.gsm = 1_000_000 + np.arange(n, dtype=np.int64) * 3 + rng.integers(0, 3, n)
+        self.rep = np.arange(n) % 4 + 1
+
+
+def _sample_field(name: str, lat: _SampleLatents, spec: dict, species: str):
+    n = lat.n
+    idx = range(n)
+    if name == "geo_accession":
+        return [f"GSM{g}" for g in lat.gsm]
+    if name == "singlecellprobability":
+        return lat.scp
+    if name == "series_id":
+        return [
+            f"GSE{s},GSE{o}" if m else f"GSE{s}"
+            for s, o, m in zip(lat.series, lat.other_series, lat.multi_series, strict=True)
+        ]
+    if name == "characteristics_ch1":
+        out = []
+        for i in idx:
+            t = _TISSUES[lat.tissue[i]]
+            s = f"tissue: {t[2]},cell type: {t[1]},treatment: {_TREATMENTS[lat.treatment[i]]}"
+            out.append(_double_encode(s) if lat.mojibake[i] else s)
+        return out
+    if name == "source_name_ch1":
+        return [_TISSUES[t][0] for t in lat.tissue]
+    if name == "title":
+        return [
+            f"{_TISSUES[t][1]}_{'sc' if sc else 'bulk'}_rep{r}"
+            for t, sc, r in zip(lat.tissue, lat.single_cell, lat.rep, strict=True)
+        ]
+    if name == "extract_protocol_ch1":
+        out = []
+        for i in idx:
+            p = _PROTOCOLS[2 + (i % 2) if lat.single_cell[i] else (lat.series[i] % 2) * 3]
+            out.append(_double_encode(p) if lat.mojibake[i] else p)
+        return out
+    if name == "data_processing":
+        return [f"kallisto quant; reads aligned to Ensembl {spec['gene']} release 107"] * n
+    if name == "library_source":
+        return [
+            "transcriptomic single cell" if sc else "transcriptomic" for sc in lat.single_cell
+        ]
+    if name == "library_strategy":
+        return ["RNA-Seq"] * n
+    if name == "library_selection":
+        return ["cDNA"] * n
+    if name == "molecule_ch1":
+        return ["polyA RNA" if s % 3 else "total RNA" for s in lat.series]
+    if name == "organism_ch1":
+        return [spec["organism"]] * n
+    if name == "taxid_ch1":
+        return [spec["taxid"]] * n
+    if name == "platform_id":
+        return [spec["platforms"][s % len(spec["platforms"])] for s in lat.series]
+    if name == "instrument_model":
+        return [_INSTRUMENTS[s % len(_INSTRUMENTS)] for s in lat.series]
+    if name == "channel_count":
+        return ["1"] * n
+    if name == "type":
+        return ["SRA"] * n
+    if name == "status":
+        return [f"Public on {d}" for d in _date(lat.day + 30)]
+    if name == "submission_date":
+        return _date(lat.day)
+    if name == "last_update_date":
+        return _date(lat.day + 60)
+    if name == "sample":
+        return [f"SRX{g * 2 + 1}" for g in lat.gsm]
+    if name == "relation":
+        return [
+            f"BioSample: https://www.ncbi.nlm.nih.gov/biosample/SAMN{g * 5},"
+            f"SRA: https://www.ncbi.nlm.nih.gov/sra?term=SRX{g * 2 + 1}"
+            for g in lat.gsm
+        ]
+    if name == "contact_name":
+        return [_NAMES[b] for b in lat.lab]
+    if name == "contact_institute":
+        return [_INSTITUTES[b] for b in lat.lab]
+    if name == "contact_address":
+        return [f"{(b * 37) % 900 + 1} Research Avenue" for b in lat.lab]
+    if name in ("contact_city", "contact_country", "contact_zip"):
+        k = ("contact_city", "contact_country", "contact_zip").index(name)
+        return [_CITIES[b][k] for b in lat.lab]
+    raise KeyError(name)  # pragma: no cover
+
+
+def _gene_table(n_genes: int, spec: dict, rng: np.random.Generator):
+    ids = np.array([f"{spec['gene']}{i * 7 + 1:011d}" for i in range(n_genes)], dtype=object)
+    base = [s if spec["upper"] else s.capitalize() for s in _KNOWN_SYMBOLS]
+    symbols = np.array(
+        [base[i] if i < len(base) else (f"GENE{i}" if spec["upper"] else f"Gene{i}")
+         for i in range(n_genes)],
+        dtype=object,
+    )  # fmt: skip
+    # ~3% of genes share a symbol with another gene (as Ensembl does).
+    n_dup = int(round(0.03 * n_genes))
+    dup_rows = rng.choice(np.arange(len(base), n_genes), size=min(n_dup, max(0, n_genes - len(base))),
+                          replace=False) if n_genes > len(base) else np.array([], int)  # fmt: skip
+    dup_source = rng.integers(0, max(1, n_genes), dup_rows.size)
+    dup_source = np.where(dup_source == dup_rows, (dup_source + 1) % n_genes, dup_source)
+    # never point at another duplicate, so each symbol group has one original row
+    is_dup = np.zeros(n_genes, bool)
+    is_dup[dup_rows] = True
+    ok = ~is_dup[dup_source]
+    dup_rows, dup_source = dup_rows[ok], dup_source[ok]
+    symbols[dup_rows] = symbols[dup_source]
+    biotypes = np.array(_BIOTYPES, dtype=object)[
+        rng.choice(len(_BIOTYPES), n_genes, p=_BIOTYPE_P)
+    ]
+    return ids, symbols, biotypes, dup_rows, dup_source
+
+
+class _CountModel:
+    """Zero-inflated negative-binomial counts with heavy-tailed gene means."""
+
+    def __init__(self, n_genes: int, rng: np.random.Generator, dup_rows, dup_source):
+        log_mu = rng.normal(0.0, 2.2, n_genes)
+        silent = rng.random(n_genes) < 0.18  # genes (almost) never expressed
+        log_mu[silent] -= 9.0
+        p = np.exp(log_mu)
+        self.p = p / p.sum()
+        self.dup_rows = dup_rows
+        self.dup_source = dup_source
+        self.dup_identical = rng.random(dup_rows.size) < 0.8
+
+    def block(self, rng: np.random.Generator, single_cell: np.ndarray) -> np.ndarray:
+        n = single_cell.size
+        lib = rng.lognormal(np.log(1.2e7), 0.9, n)
+        lib[single_cell] = rng.lognormal(np.log(4e5), 1.0, int(single_cell.sum()))
+        lib[rng.random(n) < 0.01] = 0.0  # a few failed, empty libraries
+        mean = self.p[:, None] * lib[None, :]
+        shape = 5.0
+        lam = rng.gamma(shape, 1.0, size=mean.shape) * (mean / shape)
+        counts = rng.poisson(lam)
+        if single_cell.any():
+            drop = rng.random((mean.shape[0], int(single_cell.sum()))) < 0.7
+            sc = counts[:, single_cell]
+            sc[drop] = 0
+            counts[:, single_cell] = sc
+        same = self.dup_rows[self.dup_identical]
+        counts[same] = counts[self.dup_source[self.dup_identical]]
+        return np.minimum(counts, np.iinfo(np.uint32).max).astype(np.uint32)
+
+
+def _string_dataset(group: h5py.Group, name: str, values, kind: str) -> None:
+    values = list(values)
+    if kind == "fixed":
+        enc = [v.encode("utf-8") for v in values]
+        width = max((len(v) for v in enc), default=1) or 1
+        group.create_dataset(name, data=np.array(enc, dtype=f"S{width}"))
+    else:
+        group.create_dataset(
+            name, data=np.array(values, dtype=object), dtype=h5py.string_dtype("utf-8")
+        )
+
+
+def _compress_column(col: np.ndarray, chunk_rows: int, level: int, shuffle: bool) -> list[bytes]:
+    import deflate
+
+    n = col.size
+    out = []
+    for r0 in range(0, n, chunk_rows):
+        piece = np.zeros(chunk_rows, dtype="<u4")
+        piece[: min(chunk_rows, n - r0)] = col[r0 : r0 + chunk_rows]
+        raw = piece.tobytes()
+        if shuffle:
+            raw = np.frombuffer(raw, np.uint8).reshape(-1, 4).T.tobytes()
+        out.append(bytes(deflate.zlib_compress(raw, level)))
+    return out
+
+
+def write_archs4_file(
+    path: str | os.PathLike,
+    *,
+    n_genes: int = 4_500,
+    n_samples: int = 400,
+    species: str = "human",
+    level: str = "gene",
+    version: str = "2.5",
+    seed: int = 0,
+    compression: str | None = "gzip",
+    compression_opts: int = 4,
+    shuffle: bool = False,
+    string_kind: str = "vlen",
+    chunk_rows: int = 2000,
+    block_samples: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write a synthetic file in the exact ARCHS4 layout and return its path.
+
+    Parameters
+    ----------
+    path : path-like
+        Where to write.  The file appears there only when complete (written to a
+        temporary name in the same folder, then renamed).
+    n_genes, n_samples : int
+        Shape of ``data/expression`` (features x samples).
+    species : {"human", "mouse"}
+    level : {"gene", "transcript"}
+        Transcript files keep their row ids in ``meta/transcripts``.
+    version : {"2.1.2", "2.2", "2.5", "2.6"}
+        Field names and optional read-count fields of that release.
+    seed : int
+        Output is a deterministic function of all arguments.
+    compression : {"gzip", "lzf", None}
+        ``"gzip"`` (deflate, what ARCHS4 uses) writes pre-compressed chunks directly;
+        other filters go through h5py (useful to test the reader's fallback).
+    shuffle : bool
+        Add the shuffle filter before deflate.
+    string_kind : {"vlen", "fixed"}
+        Variable-length UTF-8 strings (ARCHS4) or fixed-length byte strings.
+    block_samples : int
+        Samples generated per block: memory is about ``n_genes * block_samples * 24``
+        bytes whatever ``n_samples`` is.
+    progress : callable, optional
+        Called as ``progress(samples_done, n_samples)`` after each block.
+
+    Examples
+    --------
+    >>> import h5py, tempfile, os
+    >>> p = write_archs4_file(os.path.join(tempfile.mkdtemp(), "x.h5"), n_genes=50, n_samples=8)
+    >>> with h5py.File(p) as f:
+    ...     print(f["data/expression"].shape, f["data/expression"].chunks, len(f["meta/samples"]))
+    (50, 8) (50, 1) 29
+    """
+    if species not in _SPECIES:
+        raise ValueError(f"species must be one of {sorted(_SPECIES)}, got {species!r}")
+    if level not in ("gene", "transcript"):
+        raise ValueError(f"level must be 'gene' or 'transcript', got {level!r}")
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
+    if string_kind not in ("vlen", "fixed"):
+        raise ValueError("string_kind must be 'vlen' or 'fixed'")
+    spec = _SPECIES[species]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, n_genes, n_samples])
+    ids, symbols, biotypes, dup_rows, dup_source = _gene_table(n_genes, spec, rng)
+    model = _CountModel(n_genes, rng, dup_rows, dup_source)
+    lat = _SampleLatents(n_samples, rng)
+    chunk_r = min(chunk_rows, n_genes)
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            dset = f.create_dataset(
+                "data/expression",
+                shape=(n_genes, n_samples),
+                maxshape=(n_genes, None),
+                dtype="<u4",
+                chunks=(chunk_r, 1),
+                compression=compression,
+                compression_opts=compression_opts if compression == "gzip" else None,
+                shuffle=shuffle,
+            )
+            direct = compression == "gzip"
+            block_seeds = np.random.SeedSequence([seed, 7, n_genes, n_samples]).spawn(
+                max(1, -(-n_samples // block_samples))
+            )
+            with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
+                for b, s0 in enumerate(range(0, n_samples, block_samples)):
+                    s1 = min(n_samples, s0 + block_samples)
+                    block = model.block(np.random.default_rng(block_seeds[b]),
+                                        lat.single_cell[s0:s1])  # fmt: skip
+                    if direct:
+                        cols = pool.map(
+                            lambda j: _compress_column(block[:, j], chunk_r,
+                                                       compression_opts, shuffle),
+                            range(s1 - s0),
+                        )  # fmt: skip
+                        for j, pieces in enumerate(cols):
+                            for k, data in enumerate(pieces):
+                                dset.id.write_direct_chunk((k * chunk_r, s0 + j), data)
+                    else:
+                        dset[:, s0:s1] = block
+                    del block
+                    if progress is not None:
+                        progress(s1, n_samples)
+
+            _write_features(f, level, version, spec, ids, symbols, biotypes, string_kind)
+            samples = f.create_group("meta/samples")
+            for name in SAMPLE_FIELDS:
+                values = _sample_field(name, lat, spec, species)
+                if name == "singlecellprobability":
+                    samples.create_dataset(name, data=values)
+                else:
+                    _string_dataset(samples, name, values, string_kind)
+            if version in ("2.1.2", "2.2"):
+                samples.create_dataset(
+                    "readsaligned", data=np.round(lat.scp * 0 + 1e6 + lat.gsm % 9e6).astype("u4")
+                )
+            elif version == "2.6":
+                samples.create_dataset("alignedreads", data=(1e6 + lat.gsm % 9e6).astype("f8"))
+            info = f.create_group("meta/info")
+            for key, val in (
+                ("author", "archs4x synthetic example"),
+                ("contact", "archs4x developers"),
+                ("creation-date", "2026-11-24"),
+                ("laboratory", "synthetic"),
+                ("version", version),
+            ):
+                info.create_dataset(key, data=val, dtype=h5py.string_dtype("utf-8"))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write_features(f, level, version, spec, ids, symbols, biotypes, kind) -> None:
+    if level == "gene":
+        g = f.create_group("meta/genes")
+        id_name = "ensembl_gene" if version in ("2.5", "2.6") else "ensembl_gene_id"
+        sym_name = "gene_symbol" if version == "2.1.2" else "symbol"
+        _string_dataset(g, id_name, ids, kind)
+        _string_dataset(g, sym_name, symbols, kind)
+        _string_dataset(g, "biotype", biotypes, kind)
+    else:
+        t = f.create_group("meta/transcripts")
+        n = len(ids)
+        tx_ids = [f"{spec['tx']}{i * 5 + 2:011d}" for i in range(n)]
+        # Transcripts of one gene are neighbours: ~3 transcripts per gene.
+        gene_of = np.arange(n) // 3
+        genes = [f"{spec['gene']}{g * 7 + 1:011d}" for g in gene_of]
+        _string_dataset(t, "ensembl_id", tx_ids, kind)
+        _string_dataset(t, "ensembl_gene", genes, kind)
+        _string_dataset(t, "symbol", symbols[gene_of], kind)
+        _string_dataset(t, "biotype", biotypes[gene_of], kind)
+
+
+def example_file(
+    level: str = "gene",
+    *,
+    species: str = "human",
+    version: str = "2.5",
+    n_genes: int = 4_500,
+    n_samples: int = 400,
+    seed: int = 0,
+) -> Path:
+    """Return the path of a cached example file, writing it on first use.
+
+    The default (4,500 genes x 400 samples, ~2 MB) is the embedded example data that
+    the demo, doctests, notebooks and tests use.
+
+    Examples
+    --------
+    >>> p = example_file()
+    >>> p.name
+    'human_gene_v2.5_4500x400_s0_g1.h5'
+    """
+    name = f"{species}_{level}_v{version}_{n_genes}x{n_samples}_s{seed}_g{GENERATOR_VERSION}.h5"
+    path = cache_dir() / name
+    if not path.exists():
+        write_archs4_file(path, n_genes=n_genes, n_samples=n_samples, species=species,
+                          level=level, version=version, seed=seed)  # fmt: skip
+    return path

@@ -1,0 +1,129 @@
+"""Push Dask sample selections down into the archs4x chunk reader.
+
+A Dask-backed ``counts`` is one ``getter`` task per block of ~500 samples.  When a user
+writes ``ds.sel(sample=ids)`` (or ``isel`` with an index array), Dask plans a *take*:
+read each touched block whole, then pick the wanted columns.  On ARCHS4 files that
+means reading hundreds of samples to return one.
+
+:func:`pushdown_optimize` is a graph optimisation, chained in front of Dask's own
+array optimisation, that rewrites ``take(getter(counts, block), columns)`` into
+``getter(counts, columns)`` for archs4x arrays only, so the reader is asked for the
+selected samples and nothing else.  The rewrite is structural and conservative: any
+graph it does not recognise is left as it was (results are identical either way; only
+the amount read differs), and it can be switched off with
+``ARCHS4X_PUSHDOWN=0`` or :func:`disable`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dask
+import numpy as np
+from dask.array.core import getter
+from dask.array.optimization import optimize as _dask_optimize
+
+try:  # dask >= 2024.12 task spec and shuffle-based take
+    from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_graph
+    from dask.array._shuffle import _getitem as _take_getitem
+except ImportError:  # pragma: no cover - older dask: no pushdown, still correct
+    _take_getitem = None
+
+from .backend import CountsArray
+
+__all__ = ["disable", "enable", "pushdown_optimize"]
+
+
+def _is_archs4_array(obj: Any) -> bool:
+    for _ in range(8):  # unwrap xarray's adapter / copy-on-write / lazy wrappers
+        if isinstance(obj, CountsArray):
+            return True
+        obj = getattr(obj, "array", None)
+        if obj is None:
+            return False
+    return False
+
+
+def _value(node: Any, graph: dict) -> Any:
+    if isinstance(node, TaskRef):
+        node = graph.get(node.key)
+    if isinstance(node, DataNode):
+        return node.value
+    return node
+
+
+def _fuse_axis(block: Any, take: Any) -> Any:
+    if isinstance(take, slice) and take == slice(None):
+        return block
+    if not isinstance(block, slice) or block.step not in (None, 1):
+        raise NotImplementedError
+    start = block.start or 0
+    if isinstance(take, slice):
+        return slice(start + (take.start or 0), start + (take.stop if take.stop is not None
+                     else (block.stop - start)), take.step)  # fmt: skip
+    arr = np.asarray(take)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise NotImplementedError
+    return arr.astype(np.int64) + start
+
+
+def _push_selections(dsk: Any) -> Any:
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.utils import ensure_dict
+
+    graph = ensure_dict(dsk) if isinstance(dsk, HighLevelGraph) else dict(dsk)
+    graph = convert_legacy_graph(graph)
+    rewrites = {}
+    for key, task in graph.items():
+        if not (isinstance(task, Task) and task.func is _take_getitem and len(task.args) == 2):
+            continue
+        src_ref, taker_ref = task.args
+        if not isinstance(src_ref, TaskRef):
+            continue
+        src = graph.get(src_ref.key)
+        if not (isinstance(src, Task) and src.func is getter and len(src.args) >= 2):
+            continue
+        if not _is_archs4_array(_value(src.args[0], graph)):
+            continue
+        block_index = _value(src.args[1], graph)
+        taker = _value(taker_ref, graph)
+        if not (isinstance(block_index, tuple) and isinstance(taker, tuple) and len(taker) == 2):
+            continue
+        take = taker[1]
+        if len(take) != len(block_index):
+            continue
+        try:
+            fused = tuple(_fuse_axis(b, t) for b, t in zip(block_index, take, strict=True))
+        except NotImplementedError:
+            continue
+        index_key = f"archs4x-pushdown-index-{dask.base.tokenize(fused)}"
+        rewrites[index_key] = DataNode(index_key, fused)
+        rewrites[key] = Task(key, getter, src.args[0], TaskRef(index_key), *src.args[2:])
+    if not rewrites:
+        return dsk
+    graph.update(rewrites)
+    return graph
+
+
+def pushdown_optimize(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+    """Dask array optimisation: archs4x selection pushdown, then Dask's own passes."""
+    if _take_getitem is not None and os.environ.get("ARCHS4X_PUSHDOWN", "1") != "0":
+        try:
+            dsk = _push_selections(dsk)
+        except Exception:  # an optimisation must never break a computation
+            pass
+    return _dask_optimize(dsk, keys, **kwargs)
+
+
+def enable() -> None:
+    """Install :func:`pushdown_optimize` as Dask's array optimisation (done on import)."""
+    current = dask.config.get("array_optimize", None)
+    if current is None or current is _dask_optimize:
+        dask.config.set(array_optimize=pushdown_optimize)
+
+
+def disable() -> None:
+    """Restore Dask's default array optimisation."""
+    if dask.config.get("array_optimize", None) is pushdown_optimize:
+        dask.config.set(array_optimize=None)
