@@ -6,6 +6,7 @@ from . import datasets
 from .dims import GENE, SAMPLE, TRANSCRIPT
 from .errors import ChunkDecodeError, NotArchs4Error
 from .io import open_dataset
+from .listing import ls
 
 __version__ = "0.1.0"
 
@@ -17,9 +18,10 @@ __all__ = [
     "NotArchs4Error",
     "__version__",
     "datasets",
+    "ls",
     "open_dataset",
 ]
 
-from . import pushdown as _pushdown  # noqa: E402
+from . import pushdown as _pushdown
 
 _pushdown.enable()

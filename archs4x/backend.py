@@ -123,7 +123,7 @@ class FieldArray(BackendArray):
             else:
                 values = dset[0:0]
             values = np.asarray(values)[inverse]
-        if self.dtype == object:
+        if self.dtype.kind == "O":
             return decode_strings(values, repair=self.repair)
         return np.asarray(values, dtype=self.dtype)
 
@@ -136,7 +136,7 @@ def _field_dtype(dset) -> np.dtype:
 def _read_field(source: str, path: str, repair: bool) -> np.ndarray:
     dset = open_h5(source)[path]
     values = dset[()]
-    if _field_dtype(dset) == object:
+    if _field_dtype(dset).kind == "O":
         return decode_strings(values, repair=repair)
     return np.asarray(values)
 

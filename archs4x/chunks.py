@@ -134,7 +134,8 @@ class ChunkReader:
         self.shape = tuple(int(s) for s in dset.shape)
         self.dtype = np.dtype(dset.dtype).newbyteorder("=")
         self._file_dtype = np.dtype(dset.dtype)
-        self.chunks = tuple(int(c) for c in (dset.chunks or dset.shape))
+        # Contiguous datasets are read by the h5py path in blocks of one column.
+        self.chunks = tuple(int(c) for c in (dset.chunks or (dset.shape[0], 1)))
         self.plan = filter_plan(dset)
         self._chunk_nbytes = int(np.prod(self.chunks)) * self._file_dtype.itemsize
         fill = dset.fillvalue
@@ -212,41 +213,49 @@ class ChunkReader:
         order = np.argsort(col_chunk, kind="stable")
         uniq, starts = np.unique(col_chunk[order], return_index=True)
         groups = np.split(order, starts[1:])
-        row_chunks = np.unique(r_idx // cr)
-        full_rows = r_idx.size == self.shape[0] and bool(
-            (r_idx == np.arange(self.shape[0])).all()
-        )
-        ctx = (r_idx, c_idx, row_chunks, full_rows, out_t)
+        # Where each needed row chunk's rows go: (chunk start, output rows, rows in chunk).
+        row_plan = []
+        full_rows = r_idx.size == self.shape[0] and bool((np.diff(r_idx) == 1).all())
+        if full_rows:
+            for r0 in range(0, self.shape[0], cr):
+                r1 = min(r0 + cr, self.shape[0])
+                row_plan.append((r0, slice(r0, r1), slice(0, r1 - r0)))
+        else:
+            r_chunk = r_idx // cr
+            for rc in np.unique(r_chunk):
+                out_rows = np.flatnonzero(r_chunk == rc)
+                row_plan.append((int(rc) * cr, out_rows, r_idx[out_rows] - int(rc) * cr))
         work = list(zip(uniq.tolist(), groups, strict=True))
         if self.plan.direct:
             pool = _thread_pool()
-            # Chunks of one column block go to one task: disjoint output columns.
-            for _ in pool.map(lambda w: self._fill_column_block(w[0], w[1], ctx), work):
+            # Chunks of one column block go to one task: disjoint output rows of out_t.
+            fill = self._fill_column_block
+            for _ in pool.map(lambda w: fill(w[0], w[1], c_idx, row_plan, out_t), work):
                 pass
         else:
             for k, pos in work:
-                self._fill_column_block(k, pos, ctx)
+                self._fill_hyperslab(k, pos, r_idx, c_idx, out_t)
         return out_t.T
 
-    def _fill_column_block(self, k: int, pos: np.ndarray, ctx) -> None:
-        r_idx, c_idx, row_chunks, full_rows, out_t = ctx
-        cr, cc = self.chunks
-        n_rows = self.shape[0]
+    def _fill_column_block(self, k: int, pos: np.ndarray, c_idx, row_plan, out_t) -> None:
+        c0 = k * self.chunks[1]
+        local_cols = c_idx[pos] - c0
+        single = pos.size == 1
+        p0, l0 = int(pos[0]), int(local_cols[0])
+        for r0, out_rows, in_rows in row_plan:
+            chunk = self._raw_chunk(r0, c0)
+            if single and isinstance(out_rows, slice):
+                out_t[p0, out_rows] = chunk[in_rows, l0]  # one contiguous copy
+            elif isinstance(out_rows, slice):
+                out_t[pos, out_rows] = chunk[in_rows][:, local_cols].T
+            else:
+                out_t[np.ix_(pos, out_rows)] = chunk[np.ix_(in_rows, local_cols)].T
+
+    def _fill_hyperslab(self, k: int, pos: np.ndarray, r_idx, c_idx, out_t) -> None:
+        cc = self.chunks[1]
         c0 = k * cc
         local_cols = c_idx[pos] - c0
-        if self.plan.direct:
-            pieces = [self._raw_chunk(int(rc) * cr, c0) for rc in row_chunks]
-            # (n_row_chunks * cr, cc) column block, padded past the last row.
-            block = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0)
-            base = int(row_chunks[0]) * cr
-            if full_rows and len(pieces) == int(row_chunks.size) and base == 0:
-                out_t[pos, :] = block[:n_rows, local_cols].T
-                return
-            starts = np.searchsorted(row_chunks, r_idx // cr)
-            rows_in_block = starts * cr + (r_idx % cr)
-            out_t[pos, :] = block[np.ix_(rows_in_block, local_cols)].T
-        else:
-            r0, r1 = int(r_idx.min()), int(r_idx.max()) + 1
-            c1 = min(c0 + cc, self.shape[1])
-            block = self._hyperslab(r0, r1, c0, c1)
-            out_t[pos, :] = block[np.ix_(r_idx - r0, local_cols)].T
+        r0, r1 = int(r_idx.min()), int(r_idx.max()) + 1
+        c1 = min(c0 + cc, self.shape[1])
+        block = self._hyperslab(r0, r1, c0, c1)
+        out_t[pos, :] = block[np.ix_(r_idx - r0, local_cols)].T

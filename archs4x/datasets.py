@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import h5py
@@ -139,9 +140,9 @@ class _SampleLatents:
         self.lab = rng.integers(0, len(_INSTITUTES), n)
         self.day = rng.integers(0, 336 * 14, n)
         self.mojibake = rng.random(n) < 0.03
-        self.scp = np.where(
-            self.single_cell, rng.beta(8, 1.5, n), rng.beta(1, 14, n)
-        ).astype(np.float64)
+        self.scp = np.where(self.single_cell, rng.beta(8, 1.5, n), rng.beta(1, 14, n)).astype(
+            np.float64
+        )
         self.gsm = 1_000_000 + np.arange(n, dtype=np.int64) * 3 + rng.integers(0, 3, n)
         self.rep = np.arange(n) % 4 + 1
 
@@ -181,9 +182,7 @@ def _sample_field(name: str, lat: _SampleLatents, spec: dict, species: str):
     if name == "data_processing":
         return [f"kallisto quant; reads aligned to Ensembl {spec['gene']} release 107"] * n
     if name == "library_source":
-        return [
-            "transcriptomic single cell" if sc else "transcriptomic" for sc in lat.single_cell
-        ]
+        return ["transcriptomic single cell" if sc else "transcriptomic" for sc in lat.single_cell]
     if name == "library_strategy":
         return ["RNA-Seq"] * n
     if name == "library_selection":
@@ -237,9 +236,9 @@ def _gene_table(n_genes: int, spec: dict, rng: np.random.Generator):
         dtype=object,
     )  # fmt: skip
     # ~3% of genes share a symbol with another gene (as Ensembl does).
-    n_dup = int(round(0.03 * n_genes))
-    dup_rows = rng.choice(np.arange(len(base), n_genes), size=min(n_dup, max(0, n_genes - len(base))),
-                          replace=False) if n_genes > len(base) else np.array([], int)  # fmt: skip
+    n_dup = min(round(0.03 * n_genes), max(0, n_genes - len(base)))
+    candidates = np.arange(len(base), n_genes)
+    dup_rows = rng.choice(candidates, size=n_dup, replace=False) if n_dup else np.array([], int)
     dup_source = rng.integers(0, max(1, n_genes), dup_rows.size)
     dup_source = np.where(dup_source == dup_rows, (dup_source + 1) % n_genes, dup_source)
     # never point at another duplicate, so each symbol group has one original row
@@ -248,9 +247,7 @@ def _gene_table(n_genes: int, spec: dict, rng: np.random.Generator):
     ok = ~is_dup[dup_source]
     dup_rows, dup_source = dup_rows[ok], dup_source[ok]
     symbols[dup_rows] = symbols[dup_source]
-    biotypes = np.array(_BIOTYPES, dtype=object)[
-        rng.choice(len(_BIOTYPES), n_genes, p=_BIOTYPE_P)
-    ]
+    biotypes = np.array(_BIOTYPES, dtype=object)[rng.choice(len(_BIOTYPES), n_genes, p=_BIOTYPE_P)]
     return ids, symbols, biotypes, dup_rows, dup_source
 
 
@@ -408,11 +405,13 @@ def write_archs4_file(
                     block = model.block(np.random.default_rng(block_seeds[b]),
                                         lat.single_cell[s0:s1])  # fmt: skip
                     if direct:
-                        cols = pool.map(
-                            lambda j: _compress_column(block[:, j], chunk_r,
-                                                       compression_opts, shuffle),
-                            range(s1 - s0),
-                        )  # fmt: skip
+                        compress = partial(
+                            _compress_column,
+                            chunk_rows=chunk_r,
+                            level=compression_opts,
+                            shuffle=shuffle,
+                        )
+                        cols = pool.map(compress, block.T)
                         for j, pieces in enumerate(cols):
                             for k, data in enumerate(pieces):
                                 dset.id.write_direct_chunk((k * chunk_r, s0 + j), data)

@@ -33,7 +33,9 @@ def run_demo(*, file: TextIO | None = None, path=None) -> dict:
     t_open = time.perf_counter() - t0
     print(f"archs4x demo: {path}", file=out)
     print(f"opened lazily in {t_open * 1000:.0f} ms: nothing but ids read yet", file=out)
-    print(f"  counts: {dict(ds.sizes)} uint32, {ds.counts.data.npartitions} Dask chunk(s)", file=out)
+    print(
+        f"  counts: {dict(ds.sizes)} uint32, {ds.counts.data.npartitions} Dask chunk(s)", file=out
+    )
     print(f"  sample metadata fields: {len(ds.coords) - 3}; gene fields: symbol, biotype", file=out)
 
     source = ds["source_name_ch1"].compute()

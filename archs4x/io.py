@@ -7,8 +7,8 @@ from typing import Any
 
 import xarray as xr
 
-from .backend import Archs4BackendEntrypoint
-from .dims import feature_dim
+from .backend import build_dataset
+from .dims import COUNTS, feature_dim
 
 __all__ = ["open_dataset"]
 
@@ -28,8 +28,10 @@ def open_dataset(
     source : path-like
         An ARCHS4 HDF5 file (gene or transcript level, any v2 release).
     chunks : dict, optional
-        Dask chunks.  The default keeps all genes in a chunk and ~128 MiB of counts per
-        chunk along ``sample`` (see :func:`archs4x.backend.default_sample_chunk`).
+        Dask chunks of ``counts`` by dimension name.  The default keeps all genes in a
+        chunk and ~128 MiB of counts per chunk along ``sample`` (see
+        :func:`archs4x.backend.default_sample_chunk`).  Sample metadata coordinates are
+        one chunk each; gene coordinates are in memory.
     repair_text : bool, default False
         Repair double-encoded metadata text (``"5 Î¼M"`` -> ``"5 μM"``); correct text is
         never changed.
@@ -57,27 +59,35 @@ def open_dataset(
     --------
     >>> import archs4x
     >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
-    >>> ds.counts
-    <xarray.DataArray 'counts' (gene: 4500, sample: 400)> Size: 7MB
-    dask.array<open_dataset-counts, shape=(4500, 400), dtype=uint32, chunksize=(4500, 400), chunktype=numpy.ndarray>
-    Coordinates: ...
+    >>> ds.counts.dims, ds.counts.dtype, ds.counts.chunks is not None
+    (('gene', 'sample'), dtype('uint32'), True)
     >>> ds.sel(sample=["GSM1000003", "GSM1000000"]).counts.shape
     (4500, 2)
     """
-    if chunks is None:
-        chunks = {} if sample_chunk is None else {"sample": sample_chunk}
-    ds = xr.open_dataset(
+    raw = build_dataset(
         source,
-        engine=Archs4BackendEntrypoint,
-        chunks=chunks,
         repair_text=repair_text,
-        sample_chunk=sample_chunk,
         drop_variables=drop_variables,
+        sample_chunk=sample_chunk,
     )
-    # Feature coordinates were read at open (they are small): keep them in memory
-    # rather than as one-chunk Dask arrays, so gene lookups never build a graph.
-    fdim = feature_dim(ds)
-    for name, coord in ds.coords.items():
-        if coord.dims == (fdim,) and name != fdim and coord.chunks is not None:
-            ds.coords[name] = coord.compute()
+    fdim = feature_dim(raw)
+    user = dict(chunks or {})
+    preferred = raw.counts.encoding.get("preferred_chunks", {}) if COUNTS in raw else {}
+    variables = {}
+    for name, var in raw.variables.items():
+        if name in raw.indexes or var.dims == (fdim,):
+            # ids were read at open, feature fields are small: keep them in memory
+            variables[name] = var
+        elif name == COUNTS:
+            spec = {d: user.get(d, preferred.get(d, -1)) for d in var.dims}
+            variables[name] = var.chunk(spec)
+        else:  # lazily loaded sample metadata: one chunk each, read on first use
+            variables[name] = var.chunk({d: user.get(d, -1) for d in var.dims})
+    ds = xr.Dataset(
+        {k: v for k, v in variables.items() if k == COUNTS},
+        coords={k: v for k, v in variables.items() if k != COUNTS},
+        attrs=raw.attrs,
+    )
+    if COUNTS in ds:
+        ds[COUNTS].encoding = raw[COUNTS].encoding
     return ds

@@ -148,9 +148,7 @@ def detect_layout(f: h5py.File) -> Layout:
     symbol = next((k for k in GENE_SYMBOL_FIELDS if k in feature_fields), None)
     info = ()
     if INFO_GROUP in f:
-        info = tuple(
-            sorted(k for k, v in f[INFO_GROUP].items() if isinstance(v, h5py.Dataset))
-        )
+        info = tuple(sorted(k for k, v in f[INFO_GROUP].items() if isinstance(v, h5py.Dataset)))
     return Layout(
         level=level,
         shape=(n_features, n_samples),

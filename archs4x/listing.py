@@ -67,10 +67,10 @@ def ls(path: str | os.PathLike, *, file: TextIO | None = None) -> None:
     >>> from archs4x.datasets import example_file
     >>> ls(example_file())  # doctest: +ELLIPSIS
     data/
-    │ expression                  uint32   (4500, 400)  chunks=(2000, 1) gzip
+    │ expression                uint32   (4500, 400)  chunks=(2000, 1) gzip
     meta/
     │ genes/
-    │ │ biotype                   str      (4500,)
+    │ │ biotype                 str      (4500,)
     ...
     """
     out = file or sys.stdout

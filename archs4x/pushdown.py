@@ -2,15 +2,18 @@
 
 A Dask-backed ``counts`` is one ``getter`` task per block of ~500 samples.  When a user
 writes ``ds.sel(sample=ids)`` (or ``isel`` with an index array), Dask plans a *take*:
-read each touched block whole, then pick the wanted columns.  On ARCHS4 files that
-means reading hundreds of samples to return one.
+read each touched block whole, pick the wanted columns, then concatenate the pieces of
+each output block and restore the requested order.  On ARCHS4 files that means reading
+hundreds of samples to return one, and copying the result twice.
 
 :func:`pushdown_optimize` is a graph optimisation, chained in front of Dask's own
-array optimisation, that rewrites ``take(getter(counts, block), columns)`` into
-``getter(counts, columns)`` for archs4x arrays only, so the reader is asked for the
-selected samples and nothing else.  The rewrite is structural and conservative: any
-graph it does not recognise is left as it was (results are identical either way; only
-the amount read differs), and it can be switched off with
+array optimisation, that rewrites, for archs4x arrays only,
+``take(getter(counts, block), columns)`` into ``getter(counts, columns)`` and a merge of
+such pieces into a single ``getter(counts, output_columns)`` in request order, so the
+reader is asked for exactly the selected samples, once per output block.  The rewrite
+is structural and conservative: any graph it does not recognise is left as it was
+(results are identical either way; only the amount read differs), and it can be
+switched off with
 ``ARCHS4X_PUSHDOWN=0`` or :func:`disable`.
 """
 
@@ -25,10 +28,11 @@ from dask.array.core import getter
 from dask.array.optimization import optimize as _dask_optimize
 
 try:  # dask >= 2024.12 task spec and shuffle-based take
-    from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_graph
+    from dask._task_spec import DataNode, List, Task, TaskRef, convert_legacy_graph
     from dask.array._shuffle import _getitem as _take_getitem
+    from dask.array._shuffle import concatenate_arrays as _take_merge
 except ImportError:  # pragma: no cover - older dask: no pushdown, still correct
-    _take_getitem = None
+    _take_getitem = _take_merge = None
 
 from .backend import CountsArray
 
@@ -103,7 +107,37 @@ def _push_selections(dsk: Any) -> Any:
     if not rewrites:
         return dsk
     graph.update(rewrites)
+    _merge_pieces(graph, rewrites)
     return graph
+
+
+def _merge_pieces(graph: dict, rewrites: dict) -> None:
+    """Replace ``merge([getter(a, i1), getter(a, i2)], sorter)`` by one ``getter(a, i)``."""
+    if _take_merge is None:  # pragma: no cover
+        return
+    for key, task in list(graph.items()):
+        if not (isinstance(task, Task) and task.func is _take_merge and len(task.args) == 3):
+            continue
+        pieces, sorter_ref, axis = task.args
+        if not isinstance(pieces, List) or not isinstance(axis, int):
+            continue
+        refs = pieces.args
+        if not refs or not all(isinstance(r, TaskRef) and r.key in rewrites for r in refs):
+            continue
+        tasks = [rewrites[r.key] for r in refs]
+        arrays = {repr(t.args[0]) for t in tasks}
+        indexes = [_value(t.args[1], graph) for t in tasks]
+        sorter = _value(sorter_ref, graph)
+        if len(arrays) != 1 or not (isinstance(sorter, tuple) and len(sorter) == 2):
+            continue
+        others = {tuple(repr(ix[d]) for d in range(len(ix)) if d != axis) for ix in indexes}
+        if len(others) != 1 or not all(isinstance(ix[axis], np.ndarray) for ix in indexes):
+            continue
+        combined = np.concatenate([ix[axis] for ix in indexes])[np.argsort(sorter[1])]
+        fused = tuple(combined if d == axis else indexes[0][d] for d in range(len(indexes[0])))
+        index_key = f"archs4x-pushdown-index-{dask.base.tokenize(fused)}"
+        graph[index_key] = DataNode(index_key, fused)
+        graph[key] = Task(key, getter, tasks[0].args[0], TaskRef(index_key), *tasks[0].args[2:])
 
 
 def pushdown_optimize(dsk: Any, keys: Any, **kwargs: Any) -> Any:

@@ -2,19 +2,24 @@
 
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to the function that
-runs it.  :data:`COMMANDS` lists the modules in the order ``--help`` shows them.
+runs it.  Modules are discovered: adding ``cli/<name>.py`` adds ``archs4x <name>``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["build_parser", "commands", "main"]
 
-COMMANDS = ("demo", "ls")
+
+def commands() -> list[str]:
+    """Names of the subcommand modules of this package, sorted."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
 
 EPILOG = """examples:
   archs4x demo                                 run the tour on the embedded example data
@@ -33,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"archs4x {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
+    for name in commands():
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
