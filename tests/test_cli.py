@@ -1,0 +1,63 @@
+"""The console script, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from archs4x.cli import commands
+
+EXE = shutil.which("archs4x") or ""
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [EXE, *args] if EXE else [sys.executable, "-m", "archs4x", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def test_help_lists_every_subcommand():
+    out = run("--help").stdout
+    for name in commands():
+        assert name in out
+    assert "examples:" in out
+
+
+@pytest.mark.parametrize("name", commands())
+def test_every_subcommand_has_help_with_an_example(name):
+    out = run(name, "--help").stdout
+    assert "usage: archs4x" in out
+    assert "example" in out.lower()
+
+
+def test_demo():
+    out = run("demo").stdout
+    assert "opened lazily" in out
+    assert "'gene': 4500, 'sample': 400" in out
+    assert "MYOD1" in out
+
+
+def test_ls(gene_file):
+    out = run("ls", str(gene_file)).stdout
+    assert "expression" in out and "(4500, 400)" in out and "geo_accession" in out
+
+
+def test_errors_are_one_clear_line(tmp_path):
+    proc = run("ls", str(tmp_path / "missing.h5"), check=False)
+    assert proc.returncode == 1
+    assert "missing.h5" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"nope" * 100)
+    proc = run("ls", str(bad), check=False)
+    assert proc.returncode == 1 and "not a readable HDF5 file" in proc.stderr
+
+
+def test_python_dash_m():
+    proc = subprocess.run([sys.executable, "-m", "archs4x", "--version"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and "archs4x" in proc.stdout
