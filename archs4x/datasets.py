@@ -444,6 +444,9 @@ def write_archs4_file(
                 ("version", version),
             ):
                 info.create_dataset(key, data=val, dtype=h5py.string_dtype("utf-8"))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
