@@ -25,7 +25,7 @@ from xarray.core import indexing
 
 from .chunks import ChunkReader, normalize_selection
 from .dims import COUNTS, SAMPLE
-from .files import open_h5
+from .files import as_source, is_url, open_field, open_h5
 from .layout import EXPRESSION, SAMPLE_ID_FIELD, Layout, detect_layout
 from .text import decode_strings
 
@@ -44,8 +44,16 @@ _readers: dict[tuple, ChunkReader] = {}
 _readers_lock = threading.Lock()
 
 
-def get_reader(source: str, name: str = EXPRESSION) -> ChunkReader:
-    """The per-process :class:`ChunkReader` of dataset ``name`` in file ``source``."""
+def get_reader(source, name: str = EXPRESSION) -> ChunkReader:
+    """The per-process :class:`ChunkReader` of dataset ``name`` in file ``source``.
+
+    ``source`` is a local path or a :class:`~archs4x.remote.RemoteSource` (then the
+    reader fetches only the byte ranges of the chunks a read needs).
+    """
+    if not isinstance(source, str | os.PathLike):
+        from .remote import remote_reader
+
+        return remote_reader(source, name)
     f = open_h5(source)
     key = (os.getpid(), id(f), f.id.id, name)
     with _readers_lock:
@@ -107,7 +115,7 @@ class FieldArray(BackendArray):
 
     def _raw_indexing_method(self, key: tuple) -> np.ndarray:
         (k,) = key
-        dset = open_h5(self.source)[self.path]
+        dset = open_field(self.source, self.path)
         if isinstance(k, int | np.integer):
             values = np.asarray(dset[int(k)])
         elif isinstance(k, slice):
@@ -133,8 +141,8 @@ def _field_dtype(dset) -> np.dtype:
     return np.dtype(object) if kind in "OSU" else np.dtype(dset.dtype).newbyteorder("=")
 
 
-def _read_field(source: str, path: str, repair: bool) -> np.ndarray:
-    dset = open_h5(source)[path]
+def _read_field(source, path: str, repair: bool) -> np.ndarray:
+    dset = open_field(source, path)
     values = dset[()]
     if _field_dtype(dset).kind == "O":
         return decode_strings(values, repair=repair)
@@ -167,14 +175,16 @@ def build_dataset(
     repair_text: bool = False,
     drop_variables: Iterable[str] | None = None,
     sample_chunk: int | None = None,
+    storage_options: dict | None = None,
 ) -> xr.Dataset:
     """Build the lazy (not yet Dask-chunked) :class:`xarray.Dataset` of an ARCHS4 file.
 
     Reads only the sample ids, the feature ids and the small feature fields; every
     sample metadata field stays on disk until used.  Most users call
     :func:`archs4x.open_dataset` instead, which also chunks ``counts`` with Dask.
+    ``source`` may be an ``https://`` or ``s3://`` URL (see :mod:`archs4x.remote`).
     """
-    source = os.fspath(source)
+    source = as_source(source, storage_options)
     f = open_h5(source)
     layout = detect_layout(f)
     drop = set(drop_variables or ())
@@ -196,17 +206,22 @@ def build_dataset(
         coord = name if name != SAMPLE else "sample_name"
         coords[coord] = _lazy_field(source, layout.sample_path(name), (SAMPLE,), repair_text)
 
+    remote = not isinstance(source, str)
     for name in layout.feature_fields:
         if name in drop:
             continue
-        values = _read_field(source, layout.feature_path(name), repair=False)
         if name == layout.feature_index:
+            values = _read_field(source, layout.feature_path(name), repair=False)
             coords[fdim] = xr.Variable((fdim,), values, attrs={"long_name": f"{name} (Ensembl)"})
         else:
             out = "symbol" if name == layout.symbol_field else name
             if out == fdim:
                 out = f"{fdim}_{name}"
-            coords[out] = xr.Variable((fdim,), values)
+            if remote:  # fetched (once, then cached locally) when first used
+                coords[out] = _lazy_field(source, layout.feature_path(name), (fdim,), False)
+            else:
+                values = _read_field(source, layout.feature_path(name), repair=False)
+                coords[out] = xr.Variable((fdim,), values)
 
     expr = f[EXPRESSION]
     k = sample_chunk or default_sample_chunk(n_features, expr.dtype.itemsize, n_samples)
@@ -223,7 +238,7 @@ def build_dataset(
     data_vars = {} if COUNTS in drop else {COUNTS: counts}
     attrs = _info_attrs(f, layout)
     attrs.update(
-        archs4_source=source,
+        archs4_source=str(source),
         archs4_level=layout.level,
         archs4_h5_chunks=str(tuple(expr.chunks)) if expr.chunks else "contiguous",
     )
@@ -244,7 +259,13 @@ class Archs4BackendEntrypoint(BackendEntrypoint):
 
     description = "Lazy, labelled access to ARCHS4 gene/transcript count files (HDF5)"
     url = "https://github.com/archs4x/archs4x"
-    open_dataset_parameters = ("filename_or_obj", "drop_variables", "repair_text", "sample_chunk")
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "repair_text",
+        "sample_chunk",
+        "storage_options",
+    )
 
     def open_dataset(  # type: ignore[override]
         self,
@@ -253,12 +274,14 @@ class Archs4BackendEntrypoint(BackendEntrypoint):
         drop_variables=None,
         repair_text: bool = False,
         sample_chunk: int | None = None,
+        storage_options: dict | None = None,
     ) -> xr.Dataset:
         return build_dataset(
             filename_or_obj,
             repair_text=repair_text,
             drop_variables=drop_variables,
             sample_chunk=sample_chunk,
+            storage_options=storage_options,
         )
 
     def guess_can_open(self, filename_or_obj) -> bool:
@@ -268,6 +291,8 @@ class Archs4BackendEntrypoint(BackendEntrypoint):
             return False
         if not str(path).lower().endswith((".h5", ".hdf5")):
             return False
+        if is_url(path):
+            return True
         try:
             f = open_h5(path)
             return EXPRESSION in f and "meta/samples" in f

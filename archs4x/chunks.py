@@ -32,7 +32,14 @@ except ImportError:  # pragma: no cover - deflate is a core dependency
     _libdeflate_inflate = None
     _DeflateError = zlib.error
 
-__all__ = ["ChunkReader", "FilterPlan", "Selection", "filter_plan", "normalize_selection"]
+__all__ = [
+    "ChunkReader",
+    "FilterPlan",
+    "Selection",
+    "decode_chunk",
+    "filter_plan",
+    "normalize_selection",
+]
 
 H5Z_FILTER_DEFLATE = 1
 H5Z_FILTER_SHUFFLE = 2
@@ -106,6 +113,48 @@ def _unshuffle(data: bytes, itemsize: int) -> bytes:
     return a.reshape(itemsize, -1).T.tobytes()
 
 
+def decode_chunk(
+    raw: bytes,
+    mask: int,
+    plan: FilterPlan,
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    *,
+    where: str = "chunk",
+) -> np.ndarray:
+    """Decode the stored bytes of one chunk into an array of shape ``chunks``.
+
+    The filter pipeline is undone in reverse; bit ``i`` of ``mask`` means filter ``i``
+    was skipped for this chunk.  Anything that fails to decode, or decodes to the wrong
+    size, raises :class:`ChunkDecodeError` (prefixed with ``where``).
+
+    Examples
+    --------
+    >>> import zlib, numpy as np
+    >>> a = np.arange(6, dtype="<u4").reshape(3, 2)
+    >>> plan = FilterPlan(filters=(H5Z_FILTER_DEFLATE,), direct=True)
+    >>> decode_chunk(zlib.compress(a.tobytes()), 0, plan, a.dtype, (3, 2)).tolist()
+    [[0, 1], [2, 3], [4, 5]]
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(chunks)) * dtype.itemsize
+    data = raw
+    try:
+        for i in reversed(range(len(plan.filters))):
+            if mask & (1 << i):
+                continue
+            code = plan.filters[i]
+            if code == H5Z_FILTER_DEFLATE:
+                data = _inflate(data, nbytes)
+            elif code == H5Z_FILTER_SHUFFLE:
+                data = _unshuffle(data, dtype.itemsize)
+    except (_DeflateError, zlib.error, ValueError) as exc:
+        raise ChunkDecodeError(f"{where} failed to decode ({plan.description}): {exc}") from exc
+    if len(data) != nbytes:
+        raise ChunkDecodeError(f"{where} decoded to {len(data)} bytes, expected {nbytes}")
+    return np.frombuffer(data, dtype=dtype).reshape(chunks)
+
+
 class ChunkReader:
     """Read any outer selection of a chunked 2-D HDF5 dataset, one chunk at a time.
 
@@ -144,9 +193,26 @@ class ChunkReader:
         self.chunks_read = 0
 
     # -- raw chunk access -------------------------------------------------
-    def _raw_chunk(self, r0: int, c0: int) -> np.ndarray:
+    def _prefetch(self, row_chunks: np.ndarray, col_chunks: np.ndarray) -> dict | None:
+        """Fetch the raw bytes of every chunk a read needs at once (None: read one by one).
+
+        Subclasses that read over a network (:mod:`archs4x.remote`) return a dict mapping
+        chunk offsets ``(r0, c0)`` to ``(filter_mask, raw_bytes)``, or to None for an
+        unallocated chunk.
+        """
+        return None
+
+    def _raw_chunk(self, r0: int, c0: int, prefetched: dict | None = None) -> np.ndarray:
         """Return one decoded chunk as a (chunk_rows, chunk_cols) array."""
         offset = (r0, c0)
+        if prefetched is not None:
+            got = prefetched[offset]
+            with self._count_lock:
+                self.chunks_read += 1
+            if got is None:
+                return np.full(self.chunks, self._fill, dtype=self._file_dtype)
+            return decode_chunk(got[1], got[0], self.plan, self._file_dtype, self.chunks,
+                                where=f"{self.name}: chunk at offset {offset}")  # fmt: skip
         try:
             mask, raw = self.dset.id.read_direct_chunk(offset)
         except Exception as exc:  # unallocated chunk, or an HDF5 read failure
@@ -164,28 +230,8 @@ class ChunkReader:
             ) from exc
         with self._count_lock:
             self.chunks_read += 1
-        data = raw
-        try:
-            # Undo the pipeline in reverse; bit i of the mask means filter i was skipped.
-            for i in reversed(range(len(self.plan.filters))):
-                if mask & (1 << i):
-                    continue
-                code = self.plan.filters[i]
-                if code == H5Z_FILTER_DEFLATE:
-                    data = _inflate(data, self._chunk_nbytes)
-                elif code == H5Z_FILTER_SHUFFLE:
-                    data = _unshuffle(data, self._file_dtype.itemsize)
-        except (_DeflateError, zlib.error, ValueError) as exc:
-            raise ChunkDecodeError(
-                f"{self.name}: chunk at offset {offset} failed to decode "
-                f"({self.plan.description}): {exc}"
-            ) from exc
-        if len(data) != self._chunk_nbytes:
-            raise ChunkDecodeError(
-                f"{self.name}: chunk at offset {offset} decoded to {len(data)} bytes, "
-                f"expected {self._chunk_nbytes}"
-            )
-        return np.frombuffer(data, dtype=self._file_dtype).reshape(self.chunks)
+        return decode_chunk(raw, mask, self.plan, self._file_dtype, self.chunks,
+                            where=f"{self.name}: chunk at offset {offset}")  # fmt: skip
 
     def _hyperslab(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         try:
@@ -227,23 +273,27 @@ class ChunkReader:
                 row_plan.append((int(rc) * cr, out_rows, r_idx[out_rows] - int(rc) * cr))
         work = list(zip(uniq.tolist(), groups, strict=True))
         if self.plan.direct:
+            row_chunks = np.array([r0 // cr for r0, _, _ in row_plan], dtype=np.int64)
+            pre = self._prefetch(row_chunks, uniq)  # None for local files
             pool = _thread_pool()
             # Chunks of one column block go to one task: disjoint output rows of out_t.
             fill = self._fill_column_block
-            for _ in pool.map(lambda w: fill(w[0], w[1], c_idx, row_plan, out_t), work):
+            for _ in pool.map(lambda w: fill(w[0], w[1], c_idx, row_plan, out_t, pre), work):
                 pass
         else:
             for k, pos in work:
                 self._fill_hyperslab(k, pos, r_idx, c_idx, out_t)
         return out_t.T
 
-    def _fill_column_block(self, k: int, pos: np.ndarray, c_idx, row_plan, out_t) -> None:
+    def _fill_column_block(
+        self, k: int, pos: np.ndarray, c_idx, row_plan, out_t, prefetched=None
+    ) -> None:
         c0 = k * self.chunks[1]
         local_cols = c_idx[pos] - c0
         single = pos.size == 1
         p0, l0 = int(pos[0]), int(local_cols[0])
         for r0, out_rows, in_rows in row_plan:
-            chunk = self._raw_chunk(r0, c0)
+            chunk = self._raw_chunk(r0, c0, prefetched)
             if single and isinstance(out_rows, slice):
                 out_t[p0, out_rows] = chunk[in_rows, l0]  # one contiguous copy
             elif isinstance(out_rows, slice):

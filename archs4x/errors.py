@@ -6,7 +6,7 @@ keeps working, while letting careful callers tell archs4x's failures apart.
 
 from __future__ import annotations
 
-__all__ = ["ChunkDecodeError", "NotArchs4Error"]
+__all__ = ["ChunkDecodeError", "IncompleteZarrError", "NotArchs4Error"]
 
 
 class NotArchs4Error(ValueError):
@@ -18,3 +18,7 @@ class ChunkDecodeError(ValueError):
 
     archs4x never substitutes zeros for a chunk that fails to decode.
     """
+
+
+class IncompleteZarrError(ValueError):
+    """The Zarr store holds a conversion that did not finish (rerun ``to_zarr`` to resume)."""

@@ -8,7 +8,7 @@ from typing import Any
 import xarray as xr
 
 from .backend import build_dataset
-from .dims import COUNTS, feature_dim
+from .dims import COUNTS
 
 __all__ = ["open_dataset"]
 
@@ -20,18 +20,23 @@ def open_dataset(
     repair_text: bool = False,
     sample_chunk: int | None = None,
     drop_variables: list[str] | None = None,
+    storage_options: dict | None = None,
 ) -> xr.Dataset:
     """Open an ARCHS4 file lazily: nothing but the sample and gene ids is read.
 
     Parameters
     ----------
-    source : path-like
-        An ARCHS4 HDF5 file (gene or transcript level, any v2 release).
+    source : path-like or str
+        An ARCHS4 HDF5 file (gene or transcript level, any v2 release): a local path,
+        an ``https://`` URL or an ``s3://bucket/key`` URL (read lazily over the
+        network, fetching only the chunks a computation needs; see
+        :mod:`archs4x.remote`).
     chunks : dict, optional
         Dask chunks of ``counts`` by dimension name.  The default keeps all genes in a
         chunk and ~128 MiB of counts per chunk along ``sample`` (see
-        :func:`archs4x.backend.default_sample_chunk`).  Sample metadata coordinates are
-        one chunk each; gene coordinates are in memory.
+        :func:`archs4x.backend.default_sample_chunk`).  Coordinates are not Dask
+        arrays: ids are in memory and metadata fields are lazily indexed file arrays,
+        read on first use (only the selected positions).
     repair_text : bool, default False
         Repair double-encoded metadata text (``"5 Î¼M"`` -> ``"5 μM"``); correct text is
         never changed.
@@ -39,6 +44,10 @@ def open_dataset(
         Samples per Dask chunk (shortcut for ``chunks={"sample": n}``).
     drop_variables : list of str, optional
         Metadata fields not to expose.
+    storage_options : dict, optional
+        fsspec options of a remote source, e.g. ``{"endpoint_url": "http://..."}`` for
+        an S3-compatible server or ``{"anon": False}`` to use AWS credentials
+        (``s3://`` is anonymous by default).
 
     Returns
     -------
@@ -69,25 +78,16 @@ def open_dataset(
         repair_text=repair_text,
         drop_variables=drop_variables,
         sample_chunk=sample_chunk,
+        storage_options=storage_options,
     )
-    fdim = feature_dim(raw)
+    if COUNTS not in raw:
+        return raw
+    # Only counts becomes a Dask array.  Ids are in memory; every other coordinate stays
+    # a lazily indexed file array: isel/sel compose without reading or building graphs,
+    # and .values reads just the selected positions.
     user = dict(chunks or {})
-    preferred = raw.counts.encoding.get("preferred_chunks", {}) if COUNTS in raw else {}
-    variables = {}
-    for name, var in raw.variables.items():
-        if name in raw.indexes or var.dims == (fdim,):
-            # ids were read at open, feature fields are small: keep them in memory
-            variables[name] = var
-        elif name == COUNTS:
-            spec = {d: user.get(d, preferred.get(d, -1)) for d in var.dims}
-            variables[name] = var.chunk(spec)
-        else:  # lazily loaded sample metadata: one chunk each, read on first use
-            variables[name] = var.chunk({d: user.get(d, -1) for d in var.dims})
-    ds = xr.Dataset(
-        {k: v for k, v in variables.items() if k == COUNTS},
-        coords={k: v for k, v in variables.items() if k != COUNTS},
-        attrs=raw.attrs,
-    )
-    if COUNTS in ds:
-        ds[COUNTS].encoding = raw[COUNTS].encoding
+    preferred = raw[COUNTS].encoding.get("preferred_chunks", {})
+    spec = {d: user.get(d, preferred.get(d, -1)) for d in raw[COUNTS].dims}
+    ds = raw.assign({COUNTS: raw[COUNTS].variable.chunk(spec)})
+    ds[COUNTS].encoding = raw[COUNTS].encoding
     return ds

@@ -52,6 +52,8 @@ def _is_archs4_array(obj: Any) -> bool:
 def _value(node: Any, graph: dict) -> Any:
     if isinstance(node, TaskRef):
         node = graph.get(node.key)
+    if isinstance(node, Task) and getattr(node.func, "passthrough", False) and node.args:
+        return _value(node.args[0], graph)  # e.g. archs4x.passes.reread's gate
     if isinstance(node, DataNode):
         return node.value
     return node

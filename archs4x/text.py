@@ -60,12 +60,21 @@ def decode_strings(values: Iterable | np.ndarray, *, repair: bool = False) -> np
     array(['GSM1', '5 μM'], dtype=object)
     """
     arr = np.asarray(values)
-    flat = arr.ravel()
-    out = np.empty(flat.shape, dtype=object)
-    for i, v in enumerate(flat):
-        if isinstance(v, bytes | np.bytes_):
-            v = bytes(v).rstrip(b"\x00").decode("utf-8", errors="replace")
-        elif not isinstance(v, str):
-            v = str(v)
-        out[i] = repair_mojibake(v) if repair else v
+    if arr.dtype.kind == "S":  # fixed-length: numpy already drops the NUL padding
+        flat = [bytes(v).decode("utf-8", errors="replace") for v in arr.ravel()]
+    else:
+        try:  # the common case, vlen UTF-8 bytes: one tight comprehension
+            flat = [v.decode("utf-8", errors="replace") for v in arr.ravel()]
+        except AttributeError:  # already str, or mixed
+            flat = [_to_str(v) for v in arr.ravel()]
+    if repair:
+        flat = [repair_mojibake(v) for v in flat]
+    out = np.empty(len(flat), dtype=object)
+    out[:] = flat
     return out.reshape(arr.shape)
+
+
+def _to_str(v) -> str:
+    if isinstance(v, bytes | np.bytes_):
+        return bytes(v).rstrip(b"\x00").decode("utf-8", errors="replace")
+    return v if isinstance(v, str) else str(v)

@@ -75,7 +75,7 @@ def cluster(tmp_path_factory):
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp,
             )
         )  # fmt: skip
-    client = Client(scheduler_file=str(sched_file), timeout=60)
+    client = Client(scheduler_file=str(sched_file), timeout=60, set_as_default=False)
     try:
         client.wait_for_workers(2, timeout=90)
         yield client

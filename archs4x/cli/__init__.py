@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
-        print(f"archs4x {args.command}: error: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"archs4x {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # pragma: no cover
         print("interrupted", file=sys.stderr)

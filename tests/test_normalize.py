@@ -1,0 +1,271 @@
+"""Quantile, log-quantile and CPM normalization against plain numpy references, qnorm and archs4py."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import qnorm
+import xarray as xr
+from archs4py.utils import normalize as a4_normalize
+
+import archs4x
+from archs4x.normalize import EmptyLibraryError, cpm, normalize, quantile_normalize
+
+from ._laziness import raise_if_dask_computes
+
+# --------------------------------------------------------------- plain numpy references
+
+
+def ref_quantile(x: np.ndarray, ties: str = "mean") -> np.ndarray:
+    """Bolstad quantile normalization written from the papers / qnorm / preprocessCore docs."""
+    x = np.asarray(x, dtype=np.float64)
+    m = x.shape[1]
+    target = np.sort(x, axis=0).mean(axis=1)
+    out = np.empty_like(x)
+    for j in range(m):
+        col = x[:, j]
+        for value in np.unique(col):
+            ranks = np.flatnonzero(np.sort(col) == value)  # 0-based ranks of the tied run
+            if ties == "mean":
+                out[col == value, j] = target[ranks].mean()
+            else:
+                avg = ranks.mean()  # average rank; preprocessCore interpolates half ranks
+                lo = int(np.floor(avg))
+                out[col == value, j] = (
+                    target[lo] if avg == lo else 0.5 * (target[lo] + target[lo + 1])
+                )
+    return out
+
+
+def ref_cpm(x, factors=None, log=False, prior=2.0):
+    x = np.asarray(x, dtype=np.float64)
+    lib = x.sum(axis=0)
+    if factors is not None:
+        lib = lib * factors
+    if not log:
+        return x / lib * 1e6
+    p = prior * lib / lib.mean()
+    return np.log2((x + p) / (lib + 2 * p) * 1e6)
+
+
+def counts_matrix(seed=0, n=400, m=23, zero_genes=7, sparse=0.6):
+    rng = np.random.default_rng(seed)
+    x = rng.negative_binomial(0.4, 0.02, size=(n, m)) * (rng.random((n, m)) < sparse)
+    x[rng.integers(0, n, zero_genes)] = 0
+    return x.astype(np.uint32)
+
+
+def as_da(x, chunk=5):
+    n, m = x.shape
+    arr = xr.DataArray(
+        x,
+        dims=("gene", "sample"),
+        coords={"gene": [f"G{i}" for i in range(n)], "sample": [f"S{j}" for j in range(m)]},
+    )
+    return arr.chunk({"sample": chunk})
+
+
+def close(a, b, rtol=1e-10, atol=0.0):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------------------- quantile
+
+
+@pytest.mark.parametrize("ties", ["mean", "average_rank"])
+@pytest.mark.parametrize("chunk", [1, 4, 23])
+def test_quantile_matches_reference(ties, chunk):
+    x = counts_matrix(seed=chunk)
+    got = quantile_normalize(as_da(x, chunk), ties=ties).values
+    close(got, ref_quantile(x, ties))
+
+
+def test_quantile_default_ties_equal_qnorm_exactly_enough():
+    x = counts_matrix(seed=5, n=2000, m=40)
+    close(quantile_normalize(as_da(x, 7)).values, qnorm.quantile_normalize(x.astype(float)))
+
+
+def test_average_rank_differs_from_mean_on_ties():
+    y = np.array([[1, 0], [1, 1], [1, 5], [4, 9]], dtype=np.uint32)
+    target = np.array([0.5, 1.0, 3.0, 6.5])  # row means of the sorted columns
+    mean_ties = quantile_normalize(as_da(y)).values[:3, 0]
+    rank_ties = quantile_normalize(as_da(y), ties="average_rank").values[:3, 0]
+    assert (mean_ties == target[:3].mean()).all()  # 1.5: mean of the run's targets
+    assert (rank_ties == target[1]).all()  # 1.0: target at the average rank (2nd)
+
+
+def test_log_quantile_matches_reference_and_float_input():
+    x = counts_matrix(seed=2)
+    lx = np.log2(1.0 + x)
+    close(quantile_normalize(as_da(x), log=True).values, ref_quantile(lx))
+    close(quantile_normalize(as_da(x.astype(np.float64)), log=True).values, ref_quantile(lx))
+
+
+def test_quantile_on_negative_floats_and_large_integers():
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=(300, 9)), 1)  # floats with ties and negatives
+    close(quantile_normalize(as_da(x, 2)).values, ref_quantile(x), atol=1e-12)
+    big = rng.integers(0, 3_000_000, size=(500, 6)).astype(np.uint32)  # beyond the table
+    big[:100] = rng.integers(0, 50, size=(100, 6))
+    close(quantile_normalize(as_da(big, 4)).values, ref_quantile(big))
+
+
+def test_quantile_single_sample_and_all_zero():
+    x = counts_matrix(seed=4, m=1)
+    close(quantile_normalize(as_da(x)).values, x.astype(float))  # one sample: unchanged
+    z = np.zeros((50, 4), dtype=np.uint32)
+    assert (quantile_normalize(as_da(z)).values == 0).all()
+
+
+@pytest.mark.parametrize("method", ["quantile", "log_quantile", "cpm"])
+def test_matches_archs4py(method, gene_file):
+    ds = archs4x.open_dataset(gene_file).isel(sample=slice(0, 150))
+    x = ds.counts.values
+    keep = x.sum(axis=0) > 0
+    ds = ds.isel(sample=keep)
+    df = pd.DataFrame(x[:, keep], index=ds.gene.values, columns=ds.sample.values)
+    ours = normalize(ds.counts, method)
+    theirs = a4_normalize(df, method)
+    assert ours.dims == ("gene", "sample")
+    assert (ours.sample.values == theirs.columns.values).all()
+    # archs4py returns float32: compare at float32 precision
+    np.testing.assert_allclose(ours.values, theirs.values, rtol=2e-7, atol=1e-30)
+
+
+def test_keeps_coords_dim_order_and_dtype(gene_file):
+    ds = archs4x.open_dataset(gene_file)
+    sub = ds.counts.isel(sample=slice(0, 12)).transpose("sample", "gene")
+    out = normalize(sub, "quantile", dtype=np.float32)
+    assert out.dims == ("sample", "gene") and out.dtype == np.float32
+    assert (out.sample.values == sub.sample.values).all()
+    assert "series_id" in out.coords and "symbol" in out.coords
+    assert out.attrs["normalization"] == "quantile"
+
+
+# --------------------------------------------------------------------------------- cpm
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_cpm_matches_reference(log):
+    x = counts_matrix(seed=6)
+    got = cpm(as_da(x, 6), log=log, prior_count=0.5).values
+    close(got, ref_cpm(x, log=log, prior=0.5), atol=1e-12)
+
+
+def test_cpm_with_factors_is_edger_effective_library():
+    x = counts_matrix(seed=7)
+    f = np.linspace(0.8, 1.2, x.shape[1])
+    close(cpm(as_da(x), norm_factors=f).values, ref_cpm(x, f))
+    close(cpm(as_da(x), norm_factors=f, log=True).values, ref_cpm(x, f, log=True), atol=1e-12)
+    with pytest.raises(ValueError, match="one value per sample"):
+        cpm(as_da(x), norm_factors=f[:-1])
+
+
+def test_cpm_empty_library_raises_at_compute_or_gives_nan():
+    x = counts_matrix(seed=8)
+    x[:, 3] = 0
+    lazy = cpm(as_da(x, 2))  # building the graph does not raise
+    with pytest.raises(EmptyLibraryError, match=r"'S3' \(position 3\) has an empty library"):
+        lazy.compute()
+    got = cpm(as_da(x, 2), empty="nan", log=True).values
+    assert np.isnan(got[:, 3]).all() and np.isfinite(np.delete(got, 3, axis=1)).all()
+    keep = np.delete(x, 3, axis=1)
+    close(np.delete(got, 3, axis=1), ref_cpm(keep, log=True), atol=1e-12)
+
+
+def test_single_sample_cpm():
+    x = counts_matrix(seed=9, m=1)
+    close(cpm(as_da(x)).values, ref_cpm(x))
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_errors():
+    x = as_da(counts_matrix(seed=10))
+    with pytest.raises(ValueError, match="unsupported normalization method 'zscore'"):
+        normalize(x, "zscore")
+    with pytest.raises(ValueError, match="ties must be one of"):
+        normalize(x, "quantile", ties="min")
+    with pytest.raises(ValueError, match="use method='log_quantile'"):
+        normalize(x, "quantile", log=True)
+    with pytest.raises(ValueError, match="empty must be one of"):
+        normalize(x, "cpm", empty="zero")
+    with pytest.raises(TypeError, match="unexpected options"):
+        normalize(x, "cpm", logratio_trim=0.2)
+    with pytest.raises(TypeError, match="numeric"):
+        normalize(x.astype(str), "cpm")
+    with pytest.raises(ValueError, match="expected a dimension named"):
+        normalize(xr.DataArray(np.ones((2, 2)), dims=("a", "b")))
+    with pytest.raises(TypeError, match="DataArray or Dataset"):
+        normalize(np.ones((3, 3)))
+    neg = as_da(-counts_matrix(seed=11).astype(np.int64))
+    with pytest.raises(ValueError, match="negative"):
+        cpm(neg).compute()
+    nan = as_da(np.full((4, 3), np.nan))
+    with pytest.raises(ValueError, match="NaN"):
+        quantile_normalize(nan).compute()
+
+
+# -------------------------------------------------------------------------- laziness
+
+
+@pytest.mark.parametrize(
+    ("method", "log"),
+    [("quantile", False), ("log_quantile", False), ("cpm", False), ("cpm", True),
+     ("tmm", False), ("tmm", True)],
+)  # fmt: skip
+def test_lazy_until_compute(gene_file, method, log):
+    ds = archs4x.open_dataset(gene_file)
+    with raise_if_dask_computes():
+        out = normalize(ds.counts, method, log=log, empty="nan")
+        out = out.isel(sample=slice(0, 3))
+    assert out.chunks is not None
+
+
+def test_numpy_backed_input_becomes_lazy():
+    x = counts_matrix(seed=12)
+    arr = xr.DataArray(x, dims=("gene", "sample"))
+    with raise_if_dask_computes():
+        out = normalize(arr, "quantile")
+    assert out.chunks is not None
+    close(out.values, ref_quantile(x))
+
+
+def test_dataset_input(gene_file):
+    ds = archs4x.open_dataset(gene_file).isel(sample=slice(0, 10))
+    close(normalize(ds, "cpm").values, normalize(ds.counts, "cpm").values, rtol=0)
+
+
+@pytest.mark.cluster
+def test_on_a_distributed_cluster(cluster, gene_file):
+    """Two-pass and five-pass graphs on a real scheduler + 2 worker processes equals the threaded result."""
+    import dask
+
+    ds = archs4x.open_dataset(gene_file, sample_chunk=40).isel(sample=slice(0, 120))
+    for method in ("log_quantile", "tmm"):
+        lazy = normalize(ds.counts, method, empty="nan").sum("gene")
+        on_cluster = cluster.compute(lazy.data).result()
+        with dask.config.set(scheduler="threads"):
+            local = lazy.values
+        np.testing.assert_allclose(on_cluster, local, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("method", "passes"), [("quantile", 2), ("cpm", 1), ("tmm", 5)])
+def test_each_pass_rereads_only_the_selection(gene_file, method, passes):
+    """Regression: passes over a sample selection shared its source blocks (dask's bind
+    does not clone layers the statistic also uses), holding them in memory between passes.
+    Now every pass reads exactly the selected columns, pushed down to the reader."""
+    from archs4x.backend import get_reader
+
+    ds = archs4x.open_dataset(gene_file, sample_chunk=50)
+    idx = np.sort(np.random.default_rng(0).choice(ds.sizes["sample"], 30, replace=False))
+    lazy = normalize(ds.isel(sample=idx), method, empty="nan")
+    reader = get_reader(str(gene_file))
+    reader.chunks_read = 0
+    with dask.config.set(scheduler="threads"):
+        lazy.compute()
+    per_column = -(-ds.sizes["gene"] // 2000)  # HDF5 chunks (2000, 1)
+    assert reader.chunks_read == passes * len(idx) * per_column
