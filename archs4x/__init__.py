@@ -18,8 +18,8 @@ from . import align, catalog, compat, datasets, download, query
 from . import pushdown as _pushdown
 from .catalog import versions
 from .dims import GENE, SAMPLE, TRANSCRIPT
-from .errors import ChunkDecodeError, IncompleteZarrError, NotArchs4Error
-from .genes import aggregate_duplicate_genes, filter_genes
+from .errors import ChunkDecodeError, EmptyLibraryError, IncompleteZarrError, NotArchs4Error
+from .genes import aggregate_duplicate_genes, expressed_genes, filter_genes
 from .interop import from_anndata, sample_table, to_anndata, to_pandas
 from .io import open_dataset
 from .listing import ls
@@ -44,6 +44,7 @@ __all__ = [
     "SAMPLE",
     "TRANSCRIPT",
     "ChunkDecodeError",
+    "EmptyLibraryError",
     "IncompleteZarrError",
     "MissingIdsWarning",
     "NotArchs4Error",
@@ -55,6 +56,7 @@ __all__ = [
     "cpm",
     "datasets",
     "download",
+    "expressed_genes",
     "filter_genes",
     "from_anndata",
     "genes",

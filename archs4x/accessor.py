@@ -157,3 +157,108 @@ class Archs4Accessor:
         'GSM1000000'
         """
         return query.field(self._ds, name)
+
+    # -- transforms and writers: the plain functions, with this Dataset's counts --------
+    def normalize(self, method: str = "log_quantile", **options: Any) -> xr.DataArray:
+        """Lazily normalized counts: :func:`archs4x.normalize`.
+
+        Examples
+        --------
+        >>> import archs4x
+        >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+        >>> norm = ds.archs4.index([0, 1]).archs4.normalize("cpm", empty="nan")
+        >>> norm.dims, round(float(norm.sum("gene")[0]))
+        (('gene', 'sample'), 1000000)
+        """
+        from .normalize import normalize
+
+        return normalize(self._ds, method, **options)
+
+    def tmm_factors(self, **options: Any) -> xr.DataArray:
+        """edgeR TMM normalization factors of the samples: :func:`archs4x.tmm_factors`.
+
+        Examples
+        --------
+        >>> import archs4x
+        >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+        >>> ds.archs4.remove_single_cell().archs4.index(range(5)).archs4.tmm_factors().sizes
+        Frozen({'sample': 5})
+        """
+        from .tmm import tmm_factors
+
+        return tmm_factors(self._ds, **options)
+
+    def filter_genes(
+        self, read_threshold: float = 20, sample_threshold: float = 0.02, aggregate: bool = True
+    ) -> xr.DataArray:
+        """Counts of the well-expressed genes: :func:`archs4x.filter_genes`.
+
+        Examples
+        --------
+        >>> import archs4x
+        >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+        >>> kept = ds.archs4.rand(50).archs4.filter_genes(read_threshold=20)
+        >>> 0 < kept.sizes["gene"] < ds.sizes["gene"]
+        True
+        """
+        from .genes import filter_genes
+
+        return filter_genes(self._ds, read_threshold, sample_threshold, aggregate)
+
+    def aggregate_duplicate_genes(self) -> xr.DataArray:
+        """Counts with rows sharing a symbol summed: :func:`archs4x.aggregate_duplicate_genes`.
+
+        Examples
+        --------
+        >>> import archs4x
+        >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+        >>> agg = ds.archs4.index([0]).archs4.aggregate_duplicate_genes()
+        >>> agg.sizes["gene"] == len(set(ds.symbol.values))
+        True
+        """
+        from .genes import aggregate_duplicate_genes
+
+        return aggregate_duplicate_genes(self._ds)
+
+    def to_zarr(self, store: Any, **options: Any) -> str:
+        """Write this Dataset (or selection) to Zarr: :func:`archs4x.to_zarr`.
+
+        Examples
+        --------
+        >>> import archs4x, tempfile, os
+        >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+        >>> out = ds.archs4.index([3, 1]).archs4.to_zarr(os.path.join(tempfile.mkdtemp(), "x.zarr"))
+        >>> archs4x.open_zarr(out).sizes["sample"]
+        2
+        """
+        from .zarr import to_zarr
+
+        return to_zarr(self._ds, store, **options)
+
+    def to_pandas(self, index: str | None = None) -> pd.DataFrame:
+        """Counts as a genes x samples DataFrame (computed): :func:`archs4x.to_pandas`.
+
+        Examples
+        --------
+        >>> import archs4x
+        >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+        >>> ds.archs4.index([0, 1]).archs4.to_pandas(index="symbol").shape
+        (4500, 2)
+        """
+        from .interop import to_pandas
+
+        return to_pandas(self._ds, index=index)
+
+    def to_anndata(self, *, lazy: bool = False):
+        """An AnnData (samples x genes) with the metadata: :func:`archs4x.to_anndata`.
+
+        Examples
+        --------
+        >>> import archs4x
+        >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+        >>> ds.archs4.index([0, 1, 2]).archs4.to_anndata().shape
+        (3, 4500)
+        """
+        from .interop import to_anndata
+
+        return to_anndata(self._ds, lazy=lazy)

@@ -13,6 +13,7 @@ telemetry: the only requests are the file downloads.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -20,12 +21,16 @@ import time
 from pathlib import Path
 
 import requests
+import urllib3
 
 from .catalog import release
+from .locks import file_lock
 
 __all__ = ["ChecksumError", "DownloadError", "counts", "fetch"]
 
 CHUNK = 1 << 16  # bytes per read: what a dropped connection can lose
+# errors raised by the raw stream when a connection breaks mid-body
+_STREAM_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException)
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -34,7 +39,7 @@ class DownloadError(OSError):
 
 
 class ChecksumError(ValueError):
-    """The downloaded bytes do not have the expected SHA1."""
+    """The downloaded bytes do not have the expected SHA1 (or MD5)."""
 
 
 class _Permanent(Exception):
@@ -45,8 +50,8 @@ def _sidecar(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
-def _hash_file(path: Path, upto: int) -> hashlib._Hash:
-    h = hashlib.sha1()
+def _hash_file(path: Path, upto: int, algo: str) -> hashlib._Hash:
+    h = hashlib.new(algo)
     if upto <= 0:
         return h
     with open(path, "rb") as f:
@@ -80,7 +85,7 @@ def _attempt(url, part, state, *, timeout, progress, name):
     """One GET of ``url`` from ``state['offset']``; returns True when the body ended."""
     offset = part.stat().st_size if part.exists() else 0
     if state.get("hashed") != offset:  # hash what is already on disk (resume)
-        state["sha1"] = _hash_file(part, offset)
+        state["hash"] = _hash_file(part, offset, state["algo"])
         state["hashed"] = offset
     headers = {"Accept-Encoding": "identity"}
     if offset:
@@ -113,7 +118,7 @@ def _attempt(url, part, state, *, timeout, progress, name):
             mode = "ab"
         else:  # 200: the whole file (the server ignored Range, or the file changed)
             offset = 0
-            state["sha1"] = hashlib.sha1()
+            state["hash"] = hashlib.new(state["algo"])
             state["total"] = int(length) if length and length.isdigit() else None
             mode = "wb"
         expected = state.get("size")
@@ -127,10 +132,13 @@ def _attempt(url, part, state, *, timeout, progress, name):
         etag = resp.headers.get("ETag")
         state["etag"] = etag
         _sidecar(part).write_text(json.dumps({"url": url, "etag": etag, "size": state["total"]}))
-        h = state["sha1"]
+        h = state["hash"]
         with open(part, mode) as f, _progress(state["total"], offset, name, progress) as bar:
             try:
-                for block in resp.iter_content(CHUNK):
+                # read1 returns what has arrived: a dropped connection loses nothing
+                # already received, and the retry resumes from the exact byte.
+                read = getattr(resp.raw, "read1", resp.raw.read)
+                while block := read(CHUNK):
                     f.write(block)
                     h.update(block)
                     offset += len(block)
@@ -150,7 +158,9 @@ def fetch(
     *,
     mirror: str | None = None,
     sha1: str | None = None,
+    md5: str | None = None,
     size: int | None = None,
+    overwrite: bool = False,
     progress: bool = True,
     retries: int = 5,
     timeout: float = 60.0,
@@ -158,7 +168,11 @@ def fetch(
 ) -> Path:
     """Download ``url`` (or ``mirror``) to ``dest`` through ``dest.part``, verified.
 
-    The engine behind :func:`counts`; see there for the parameters.
+    The engine behind :func:`counts`, the Ensembl reference and ENA read downloads; see
+    :func:`counts` for the parameters.  ``md5`` verifies like ``sha1`` (ENA publishes
+    MD5s).  An existing ``dest`` of the expected size is returned without downloading
+    unless ``overwrite``.  Processes fetching the same ``dest`` at once take turns (a
+    file lock), so they never write one ``.part`` together.
 
     Examples
     --------
@@ -171,10 +185,21 @@ def fetch(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(dest, beside=False):
+        if dest.exists() and not overwrite and (size is None or dest.stat().st_size == size):
+            return dest
+        return _fetch(
+            url, dest, mirror=mirror, sha1=sha1, md5=md5, size=size,
+            progress=progress, retries=retries, timeout=timeout, backoff=backoff,
+        )  # fmt: skip
+
+
+def _fetch(url, dest, *, mirror, sha1, md5, size, progress, retries, timeout, backoff) -> Path:
     part = dest.with_name(dest.name + ".part")
     if size is not None:
         _check_space(dest.parent, size - (part.stat().st_size if part.exists() else 0))
-    state: dict = {"size": size}
+    algo, expected_digest = ("md5", md5) if md5 and not sha1 else ("sha1", sha1)
+    state: dict = {"size": size, "algo": algo}
     side = _sidecar(part)
     if part.exists() and side.exists():
         try:
@@ -197,7 +222,7 @@ def fetch(
             except _Permanent as exc:
                 errors.append(str(exc))
                 break
-            except (requests.RequestException, ConnectionError, OSError) as exc:
+            except (requests.RequestException, ConnectionError, OSError, *_STREAM_ERRORS) as exc:
                 if isinstance(exc, DownloadError):
                     raise
                 errors.append(f"{source}: {type(exc).__name__}: {exc}")
@@ -212,14 +237,14 @@ def fetch(
     if size is not None and got != size:
         part.unlink()
         raise DownloadError(f"{dest.name}: downloaded {got:,} bytes, expected {size:,}")
-    if sha1:
-        digest = state["sha1"].hexdigest()
-        if digest != sha1.lower():
+    if expected_digest:
+        digest = state["hash"].hexdigest()
+        if digest != expected_digest.lower():
             part.unlink()
             side.unlink(missing_ok=True)
             raise ChecksumError(
-                f"{dest.name}: SHA1 {digest} does not match the expected {sha1.lower()}; "
-                "the download was deleted"
+                f"{dest.name}: {algo.upper()} {digest} does not match the expected "
+                f"{expected_digest.lower()}; the download was deleted"
             )
     os.replace(part, dest)
     side.unlink(missing_ok=True)
@@ -297,14 +322,13 @@ def counts(
     dest = folder / (Path(url).name if url and not url.endswith("/") else rel.file)
     size = size if size is not None else (rel.size if url is None else None)
     sha1 = sha1 if sha1 is not None else (rel.sha1 if url is None else None)
-    if dest.exists() and not overwrite and (size is None or dest.stat().st_size == size):
-        return dest
     return fetch(
         url or rel.url,
         dest,
         mirror=mirror if mirror is not None else (rel.mirror if url is None else None),
         sha1=sha1 if verify else None,
         size=size,
+        overwrite=overwrite,
         progress=progress,
         retries=retries,
         timeout=timeout,

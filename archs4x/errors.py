@@ -6,7 +6,7 @@ keeps working, while letting careful callers tell archs4x's failures apart.
 
 from __future__ import annotations
 
-__all__ = ["ChunkDecodeError", "IncompleteZarrError", "NotArchs4Error"]
+__all__ = ["ChunkDecodeError", "EmptyLibraryError", "IncompleteZarrError", "NotArchs4Error"]
 
 
 class NotArchs4Error(ValueError):
@@ -22,3 +22,7 @@ class ChunkDecodeError(ValueError):
 
 class IncompleteZarrError(ValueError):
     """The Zarr store holds a conversion that did not finish (rerun ``to_zarr`` to resume)."""
+
+
+class EmptyLibraryError(ValueError):
+    """A sample has no reads (library size 0), so per-library scaling is undefined."""

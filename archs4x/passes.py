@@ -28,6 +28,7 @@ from dask.graph_manipulation import checkpoint
 from dask.highlevelgraph import HighLevelGraph
 
 from .dims import COUNTS, SAMPLE, feature_dim
+from .errors import EmptyLibraryError
 
 __all__ = [
     "EmptyLibraryError",
@@ -41,10 +42,6 @@ __all__ = [
 
 #: Sample chunk used when a NumPy-backed input is made lazy (~128 MiB of float64).
 _TARGET_CHUNK_BYTES = 128 * 2**20
-
-
-class EmptyLibraryError(ValueError):
-    """A sample has no reads (library size 0), so per-library scaling is undefined."""
 
 
 def as_counts(counts: Any) -> tuple[xr.DataArray, str]:

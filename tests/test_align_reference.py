@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from archs4x import align
-from archs4x.align.fetch import DownloadError
 from archs4x.align.reference import ensembl_urls, read_fasta_table
+from archs4x.download import DownloadError
 from tests._align_data import fasta, kallisto_bin, make_transcriptome, transcriptome  # noqa: F401
 from tests._http import FileServer
 

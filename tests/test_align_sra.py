@@ -13,7 +13,7 @@ import pytest
 
 from archs4x import align
 from archs4x.align import UnknownAccessionError
-from archs4x.align.fetch import DownloadError
+from archs4x.download import ChecksumError
 from tests._http import FileServer
 
 
@@ -116,7 +116,7 @@ def test_load_errors(ena, tmp_path):
     with pytest.raises(ValueError, match="unsafe file name"):
         align.load(["SRR666"], tmp_path / "o", **kw)
     assert not (tmp_path / "escape.fq").exists()
-    with pytest.raises(DownloadError, match="MD5 mismatch"):
+    with pytest.raises(ChecksumError, match="MD5"):
         align.load(["ERR7"], tmp_path / "o", **kw)
     assert not list((tmp_path / "o").glob("ERR7*"))
     with pytest.raises(ValueError, match="not an SRA/ENA accession"):

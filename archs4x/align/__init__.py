@@ -14,14 +14,15 @@
 
 from __future__ import annotations
 
+from ..download import ChecksumError, DownloadError
 from .fastq import FastqError
-from .fetch import DownloadError
 from .kallisto import KallistoError, KallistoNotFound
 from .pipeline import fastq, folder, merge, quantify
 from .reference import Reference, reference
 from .sra import UnknownAccessionError, load
 
 __all__ = [
+    "ChecksumError",
     "DownloadError",
     "FastqError",
     "KallistoError",

@@ -27,8 +27,8 @@ import dask
 import numpy as np
 import pandas as pd
 
-from ._lock import file_lock
-from .fetch import fetch
+from ..download import fetch
+from ..locks import file_lock
 from .kallisto import build_index, find_kallisto, kallisto_version
 
 __all__ = [
@@ -301,7 +301,7 @@ def reference(
     ------
     ValueError
         Unknown species, headers without ``gene:``.
-    archs4x.align.fetch.DownloadError
+    archs4x.download.DownloadError
         The release/species does not exist on the server (HTTP 404) or the download failed.
 
     Examples
@@ -325,7 +325,8 @@ def reference(
         sp = canonical_species(species)
         folder = cache / "ensembl" / f"release-{int(release)}" / sp
         fasta = tuple(
-            fetch(u, folder / u.rsplit("/", 1)[1]) for u in ensembl_urls(sp, release, base_url)
+            fetch(u, folder / u.rsplit("/", 1)[1], progress=False)
+            for u in ensembl_urls(sp, release, base_url)
         )
         species = sp
     else:

@@ -28,8 +28,8 @@ from typing import Literal
 import pandas as pd
 import requests
 
+from ..download import DownloadError, fetch
 from .fastq import split_name
-from .fetch import DownloadError, fetch
 
 __all__ = ["ENA_URL", "UnknownAccessionError", "ena_files", "load"]
 
@@ -121,7 +121,7 @@ def _load_ena(acc, outdir, ena_url, scheme, orphans) -> dict[str, list[Path]]:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"unsupported URL scheme in ENA report: {url}")
             target = _safe_target(outdir, url.rsplit("/", 1)[-1])
-            paths.append(fetch(url, target, size=size, md5=md5))
+            paths.append(fetch(url, target, size=size, md5=md5, progress=False))
         result[run] = paths
     return result
 
@@ -200,7 +200,7 @@ def load(
         A malformed accession (checked before any network access).
     UnknownAccessionError
         ENA/SRA knows no run with FASTQ files for an accession.
-    archs4x.align.fetch.DownloadError
+    archs4x.download.DownloadError (or ChecksumError on an MD5 mismatch)
         A download failed or did not match ENA's size/MD5.
 
     Examples
