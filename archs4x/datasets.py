@@ -33,7 +33,7 @@ __all__ = [
     "write_archs4_file",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 SAMPLE_FIELDS = (
     "channel_count", "characteristics_ch1", "contact_address", "contact_city",
@@ -62,6 +62,11 @@ _KNOWN_SYMBOLS = (
 _BIOTYPES = ("protein_coding", "lncRNA", "processed_pseudogene", "misc_RNA", "snRNA",
              "miRNA", "unprocessed_pseudogene", "TEC")  # fmt: skip
 _BIOTYPE_P = (0.58, 0.25, 0.07, 0.03, 0.03, 0.02, 0.01, 0.01)
+# Rows of _KNOWN_SYMBOLS expressed only in a tissue (index into _TISSUES below).
+_TISSUE_MARKERS = {
+    0: (2, 3, 4, 18), 1: (5, 6), 2: (7, 9, 27), 3: (29, 13), 4: (10, 11), 6: (28, 19),
+    7: (23,), 8: (10, 11), 9: (20, 21), 10: (22, 26), 11: (14, 15), 12: (17,), 14: (29,),
+}  # fmt: skip
 
 _TISSUES = (
     ("skeletal muscle myoblast", "myoblast", "muscle"), ("liver", "hepatocyte", "liver"),
@@ -252,24 +257,66 @@ def _gene_table(n_genes: int, spec: dict, rng: np.random.Generator):
 
 
 class _CountModel:
-    """Zero-inflated negative-binomial counts with heavy-tailed gene means."""
+    """Zero-inflated negative-binomial counts with heavy-tailed gene means.
 
-    def __init__(self, n_genes: int, rng: np.random.Generator, dup_rows, dup_source):
+    On top of the gene means: marker genes expressed only in their tissue (MYOD1 in
+    myoblasts, ALB in liver, ...), a program of ~2% of genes up in each tissue, and a
+    batch effect per series, so that plots of real analyses (a gene across tissues, a
+    PCA coloured by series) show structure.  These effects come from their own random
+    stream, keyed by seed, tissue and series, so the metadata does not depend on them.
+    """
+
+    def __init__(self, n_genes: int, rng: np.random.Generator, dup_rows, dup_source, seed=0):
         log_mu = rng.normal(0.0, 2.2, n_genes)
         silent = rng.random(n_genes) < 0.18  # genes (almost) never expressed
         log_mu[silent] -= 9.0
         p = np.exp(log_mu)
-        self.p = p / p.sum()
         self.dup_rows = dup_rows
         self.dup_source = dup_source
         self.dup_identical = rng.random(dup_rows.size) < 0.8
+        self.n_genes = n_genes
+        self.seed = seed
+        # Tissue effects, as a (n_genes, n_tissues) log-fold matrix on a few rows.
+        n_known = min(n_genes, len(_KNOWN_SYMBOLS))
+        fx = np.random.default_rng([seed, 4242, n_genes])
+        rows, folds = [], []
+        for t in range(len(_TISSUES)):
+            program = fx.choice(n_genes, size=max(1, n_genes // 50), replace=False)
+            rows.append(program)
+            folds.append((t, fx.normal(1.2, 0.4, program.size)))
+        self.effect_rows = np.unique(np.concatenate([*rows, np.arange(n_known)]))
+        effect = np.zeros((self.effect_rows.size, len(_TISSUES)))
+        pos = {int(g): i for i, g in enumerate(self.effect_rows)}
+        for program, (t, f) in zip(rows, folds, strict=True):
+            effect[[pos[int(g)] for g in program], t] += f
+        for t, markers in _TISSUE_MARKERS.items():
+            for g in markers:
+                if g < n_known:
+                    effect[pos[g], t] += np.log(40.0)
+        marker_rows = sorted({g for m in _TISSUE_MARKERS.values() for g in m if g < n_known})
+        p[marker_rows] = np.median(p) * 0.05  # off, unless their tissue turns them on
+        self.p = p / p.sum()
+        self.effect = effect
 
-    def block(self, rng: np.random.Generator, single_cell: np.ndarray) -> np.ndarray:
+    def _series_effect(self, series: int) -> tuple[np.ndarray, np.ndarray]:
+        sx = np.random.default_rng([self.seed, 77, int(series)])
+        k = max(1, self.n_genes // 40)
+        return sx.choice(self.n_genes, size=k, replace=False), sx.normal(0.0, 0.8, k)
+
+    def block(self, rng: np.random.Generator, single_cell: np.ndarray, tissue: np.ndarray,
+              series: np.ndarray) -> np.ndarray:  # fmt: skip
         n = single_cell.size
         lib = rng.lognormal(np.log(1.2e7), 0.9, n)
         lib[single_cell] = rng.lognormal(np.log(4e5), 1.0, int(single_cell.sum()))
         lib[rng.random(n) < 0.01] = 0.0  # a few failed, empty libraries
-        mean = self.p[:, None] * lib[None, :]
+        log_fold = np.zeros((self.n_genes, n))
+        log_fold[self.effect_rows] = self.effect[:, tissue]
+        for s in np.unique(series):
+            genes, fold = self._series_effect(s)
+            cols = np.flatnonzero(series == s)
+            log_fold[np.ix_(genes, cols)] += fold[:, None]
+        w = self.p[:, None] * np.exp(log_fold)
+        mean = w / w.sum(axis=0, keepdims=True) * lib[None, :]
         shape = 5.0
         lam = rng.gamma(shape, 1.0, size=mean.shape) * (mean / shape)
         counts = rng.poisson(lam)
@@ -377,7 +424,7 @@ def write_archs4_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, n_genes, n_samples])
     ids, symbols, biotypes, dup_rows, dup_source = _gene_table(n_genes, spec, rng)
-    model = _CountModel(n_genes, rng, dup_rows, dup_source)
+    model = _CountModel(n_genes, rng, dup_rows, dup_source, seed)
     lat = _SampleLatents(n_samples, rng)
     chunk_r = min(chunk_rows, n_genes)
 
@@ -403,7 +450,8 @@ def write_archs4_file(
                 for b, s0 in enumerate(range(0, n_samples, block_samples)):
                     s1 = min(n_samples, s0 + block_samples)
                     block = model.block(np.random.default_rng(block_seeds[b]),
-                                        lat.single_cell[s0:s1])  # fmt: skip
+                                        lat.single_cell[s0:s1], lat.tissue[s0:s1],
+                                        lat.series[s0:s1])  # fmt: skip
                     if direct:
                         compress = partial(
                             _compress_column,
@@ -494,7 +542,7 @@ def example_file(
     --------
     >>> p = example_file()
     >>> p.name
-    'human_gene_v2.5_4500x400_s0_g1.h5'
+    'human_gene_v2.5_4500x400_s0_g2.h5'
     """
     name = f"{species}_{level}_v{version}_{n_genes}x{n_samples}_s{seed}_g{GENERATOR_VERSION}.h5"
     path = cache_dir() / name
