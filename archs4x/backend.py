@@ -33,6 +33,7 @@ __all__ = [
     "Archs4BackendEntrypoint",
     "CountsArray",
     "FieldArray",
+    "OuterIndexedArray",
     "build_dataset",
     "default_sample_chunk",
     "get_reader",
@@ -78,18 +79,30 @@ def default_sample_chunk(n_features: int, itemsize: int = 4, n_samples: int | No
     return int(min(k, n_samples)) if n_samples else int(k)
 
 
-class CountsArray(BackendArray):
+class OuterIndexedArray(BackendArray):
+    """A lazily indexed array whose reader fetches exactly an outer selection.
+
+    Subclasses implement ``_raw_indexing_method(key)`` for a tuple of ints, slices and
+    integer arrays (one per axis).  :mod:`archs4x.pushdown` pushes Dask selections into
+    instances of this class (and only those): they read what is selected and nothing more.
+    """
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._raw_indexing_method
+        )
+
+    def _raw_indexing_method(self, key: tuple) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+class CountsArray(OuterIndexedArray):
     """Lazily indexed ``data/expression`` of one file, read by :class:`ChunkReader`."""
 
     def __init__(self, source: str, shape: tuple[int, int], dtype: np.dtype):
         self.source = source
         self.shape = shape
         self.dtype = np.dtype(dtype)
-
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.OUTER, self._raw_indexing_method
-        )
 
     def _raw_indexing_method(self, key: tuple) -> np.ndarray:
         squeeze = tuple(i for i, k in enumerate(key) if isinstance(k, int | np.integer))

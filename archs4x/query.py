@@ -43,6 +43,7 @@ __all__ = [
     "rand",
     "remove_single_cell",
     "sample_column",
+    "sample_fields",
     "samples",
     "search",
     "series",
@@ -125,12 +126,21 @@ def _file_positions(ds: xr.Dataset, source: str) -> np.ndarray | slice | None:
     return pos
 
 
-def _sample_coord_names(ds: xr.Dataset) -> list[str]:
+def sample_fields(ds: xr.Dataset) -> list[str]:
+    """Names of the sample metadata coordinates of ``ds`` (the GSM index excluded).
+
+    Examples
+    --------
+    >>> import archs4x
+    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+    >>> "series_id" in sample_fields(ds), "sample" in sample_fields(ds)
+    (True, False)
+    """
     return [k for k, v in ds.coords.items() if v.dims == (SAMPLE,) and k != SAMPLE]
 
 
 def _resolve_sample_name(ds: xr.Dataset, name: str) -> str:
-    if name in (SAMPLE_ID_FIELD, SAMPLE) and name not in _sample_coord_names(ds):
+    if name in (SAMPLE_ID_FIELD, SAMPLE) and name not in sample_fields(ds):
         # "sample" is the stored SRA field (coordinate "sample_name") when present
         if name == SAMPLE and "sample_name" in ds.coords:
             return "sample_name"
@@ -139,7 +149,7 @@ def _resolve_sample_name(ds: xr.Dataset, name: str) -> str:
         return name
     raise KeyError(
         f"{name!r} is not a sample field of this Dataset; available: "
-        f"{', '.join([SAMPLE_ID_FIELD, *sorted(_sample_coord_names(ds))])}"
+        f"{', '.join([SAMPLE_ID_FIELD, *sorted(sample_fields(ds))])}"
     )
 
 
@@ -634,7 +644,7 @@ def meta(ds: xr.Dataset, fields: str | Sequence[str] | None = None) -> pd.DataFr
     ((2, 2), ['GSM1000003', 'GSM1000000'])
     """
     if fields is None:
-        names = [SAMPLE_ID_FIELD, *_sample_coord_names(ds)]
+        names = [SAMPLE_ID_FIELD, *sample_fields(ds)]
     else:
         names = [fields] if isinstance(fields, str) else list(fields)
     data = {name: _column_values(sample_column(ds, name)) for name in names}
@@ -678,7 +688,7 @@ def field(ds: xr.Dataset, name: str) -> pd.Series:
     """
     fdim = feature_dim(ds)
     feature_coords = [k for k, v in ds.coords.items() if v.dims == (fdim,)]
-    sample_names = [SAMPLE_ID_FIELD, *_sample_coord_names(ds)]
+    sample_names = [SAMPLE_ID_FIELD, *sample_fields(ds)]
     if name in sample_names or name == SAMPLE:
         col = _column_values(sample_column(ds, name))
         return pd.Series(col, index=pd.Index(np.asarray(ds.indexes[SAMPLE]), name=SAMPLE),

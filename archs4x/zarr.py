@@ -40,7 +40,7 @@ import zarr
 from xarray.core import indexing
 from zarr.codecs import BloscCodec
 
-from .backend import CountsArray
+from .backend import OuterIndexedArray
 from .dims import COUNTS, SAMPLE, feature_dim
 from .errors import IncompleteZarrError
 from .progress import current_client
@@ -533,11 +533,11 @@ def _pending_units(job: _Job, verify: bool) -> list[int]:
     return todo
 
 
-class ZarrCountsArray(CountsArray):
+class ZarrCountsArray(OuterIndexedArray):
     """Lazily indexed ``counts`` of an archs4x Zarr store (outer indexing via ``oindex``).
 
-    A :class:`~archs4x.backend.CountsArray`, so sample selections are pushed down to it
-    by :mod:`archs4x.pushdown`: ``z.isel(sample=ids)`` reads only those samples' chunks.
+    An :class:`~archs4x.backend.OuterIndexedArray`, so sample selections are pushed down
+    to it by :mod:`archs4x.pushdown`: ``z.isel(sample=ids)`` reads only those samples' chunks.
     """
 
     def __init__(self, store: str, storage_options: dict | None, shape, dtype):

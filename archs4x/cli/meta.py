@@ -45,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     ds = open_with_queries(args.file)
     if args.list_fields:
-        from ..query import SAMPLE_ID_FIELD, _sample_coord_names
+        from ..query import SAMPLE_ID_FIELD, sample_fields
 
-        print("\n".join([SAMPLE_ID_FIELD, *_sample_coord_names(ds)]))
+        print("\n".join([SAMPLE_ID_FIELD, *sample_fields(ds)]))
         return 0
     with warnings_to_stderr("meta"):
         if args.search is not None:
