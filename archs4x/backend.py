@@ -37,6 +37,7 @@ __all__ = [
     "build_dataset",
     "default_sample_chunk",
     "get_reader",
+    "unwrap",
 ]
 
 TARGET_CHUNK_BYTES = 128 * 2**20
@@ -77,6 +78,28 @@ def default_sample_chunk(n_features: int, itemsize: int = 4, n_samples: int | No
     """
     k = max(1, TARGET_CHUNK_BYTES // max(1, n_features * itemsize))
     return int(min(k, n_samples)) if n_samples else int(k)
+
+
+def unwrap(obj: Any, cls: type) -> Any:
+    """The ``cls`` backend array inside xarray's lazy wrappers around ``obj``, or None.
+
+    xarray wraps backend arrays (lazy indexing, copy-on-write, implicit-to-explicit
+    adapters), each holding the next in ``.array``.
+
+    Examples
+    --------
+    >>> import archs4x
+    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+    >>> type(unwrap(ds.isel(sample=[1]).series_id.variable._data, FieldArray)).__name__
+    'FieldArray'
+    """
+    for _ in range(8):
+        if isinstance(obj, cls):
+            return obj
+        obj = getattr(obj, "array", None)
+        if obj is None:
+            return None
+    return None
 
 
 class OuterIndexedArray(BackendArray):

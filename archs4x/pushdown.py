@@ -34,19 +34,13 @@ try:  # dask >= 2024.12 task spec and shuffle-based take
 except ImportError:  # pragma: no cover - older dask: no pushdown, still correct
     _take_getitem = _take_merge = None
 
-from .backend import OuterIndexedArray
+from .backend import OuterIndexedArray, unwrap
 
 __all__ = ["disable", "enable", "pushdown_optimize"]
 
 
 def _is_archs4_array(obj: Any) -> bool:
-    for _ in range(8):  # unwrap xarray's adapter / copy-on-write / lazy wrappers
-        if isinstance(obj, OuterIndexedArray):
-            return True
-        obj = getattr(obj, "array", None)
-        if obj is None:
-            return False
-    return False
+    return unwrap(obj, OuterIndexedArray) is not None
 
 
 def _value(node: Any, graph: dict) -> Any:

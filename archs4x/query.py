@@ -65,15 +65,9 @@ class MissingIdsWarning(UserWarning):
 # Sample metadata columns, aligned with a Dataset's samples
 # --------------------------------------------------------------------------------------
 def _unwrap_field_array(obj: Any):
-    from .backend import FieldArray
+    from .backend import FieldArray, unwrap
 
-    for _ in range(8):
-        if isinstance(obj, FieldArray):
-            return obj
-        obj = getattr(obj, "array", None)
-        if obj is None:
-            return None
-    return None
+    return unwrap(obj, FieldArray)
 
 
 def _file_field(var: xr.DataArray) -> tuple[str, str, bool] | None:
