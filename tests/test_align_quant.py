@@ -209,6 +209,11 @@ def test_merge_with_archs4_dataset(ref, reads, gene_file):
         merged.counts.sel(sample="u1").values, mine.counts.sel(sample="u1")
     )
     assert merged.symbol.values[0] == ds.symbol.values[0]  # the ARCHS4 file's annotation
+    # per-sample fields of one side are missing (not made up) on the other side
+    n_archs4 = ds.sizes["sample"]
+    assert np.isnan(merged.n_processed.values[:n_archs4].astype(float)).all()
+    assert (merged.n_processed.values[n_archs4:] > 0).all()
+    assert merged.paired.values[0] is None and merged.title.values[-1] is None
     outer = align.merge(mine, ds, join="outer")
     assert outer.sizes["gene"] == ds.sizes["gene"] and outer.counts.dtype == np.uint32
     assert int(outer.counts.sel(sample="u1").isel(gene=-1)) == 0

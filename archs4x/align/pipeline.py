@@ -478,14 +478,16 @@ def folder(
 
 # ---------------------------------------------------------------------------- merge
 def _filler(like: xr.DataArray, n: int):
-    """``n`` empty values of ``like``'s kind (NaN, "" or 0), Dask-backed if ``like`` is."""
+    """``n`` missing values for a coordinate like ``like``: NaN for numbers (integers are
+    promoted to float, as xarray does for missing data), None for text and flags; never a
+    made-up value such as 0 reads.  Dask-backed if ``like`` is."""
     kind = like.dtype.kind
     if kind == "f":
         arr = np.full(n, np.nan, dtype=like.dtype)
-    elif kind in "OUS":
-        arr = np.full(n, "", dtype=object)
-    else:
-        arr = np.zeros(n, dtype=like.dtype)
+    elif kind in "iu":
+        arr = np.full(n, np.nan, dtype=np.float64)
+    else:  # text, bools, objects
+        arr = np.full(n, None, dtype=object)
     return da.from_array(arr, chunks=-1) if isinstance(like.data, da.Array) else arr
 
 
@@ -515,7 +517,7 @@ def merge(
     xarray.Dataset
         ``counts`` (feature, sample): the ARCHS4 samples first, then the result's; a
         ``source`` coordinate says which (``"archs4"`` / ``"aligned"``); sample
-        coordinates of either side are kept (empty / NaN on the other side); feature
+        coordinates of either side are kept (NaN / None on the other side); feature
         coordinates come from the ARCHS4 file where it has the feature.  A result indexed
         by symbol is merged with the ARCHS4 file aggregated by symbol the same way.
 
