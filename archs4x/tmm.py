@@ -16,10 +16,15 @@ edgeR (>= 3.31.5) computes, for counts ``x`` (genes x samples) with library size
 
 Out of core, each step is a pass over the sample blocks: (1) which genes are all zero,
 (2) per-sample library size, upper quartile and square-root sum, then the reference (a
-small task), (3) the reference column, (4) the factors.  Each pass re-reads the input
-only after the statistics it needs exist (:func:`archs4x.passes.reread`), so memory stays
-bounded.  Sums and means that R accumulates in long double are accumulated in
-``numpy.longdouble`` here.
+small task), (3) the factors.  Each pass re-reads the input only after the statistics it
+needs exist (:func:`archs4x.passes.reread`), so memory stays bounded.  In between, the
+reference column is read alone (a file-backed input is not read a fourth time).  Sums and
+means that R accumulates in long double are accumulated in ``numpy.longdouble`` here.
+
+Speed without changing a value: M, A and the variances are computed with edgeR's
+operations in edgeR's order (so ties are the same ties), and the trim by average ranks
+is found by linear-time selection of two order statistics per trim, not by ranking
+(:func:`_trim_window`); the upper quartile likewise by selection, not sorting.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from scipy.stats import rankdata
+from dask._task_spec import DataNode, convert_legacy_graph
 
 from .dims import SAMPLE
 from .passes import as_counts, check_block, empty_library_error, reread, sample_labels
@@ -38,6 +43,9 @@ from .passes import as_counts, check_block, empty_library_error, reread, sample_
 __all__ = ["tmm_factors"]
 
 _BATCH = 64
+#: NumPy data above this size in a graph means the input is in memory.
+_SMALL = 2**20
+_MAGNITUDE = np.int64(2**63 - 1)
 
 
 def _r_mean(x: np.ndarray) -> float:
@@ -70,7 +78,8 @@ def _stats_block(block, labels, n_zero_genes, empty, block_info=None):
         if n == 0:
             out[1, start : start + part.shape[0]] = np.nan
             continue
-        part.sort(axis=1)  # the k all-zero genes are zeros at the front of every column
+        # the k all-zero genes are zeros at the front of every sorted column
+        part.partition((k + lo - 1, k + hi - 1), axis=1)
         q = part[:, k + lo - 1].astype(np.float64)
         qhi = part[:, k + hi - 1].astype(np.float64)
         if index > lo:
@@ -93,6 +102,44 @@ def _choose_ref(stats: np.ndarray) -> np.ndarray:
     return np.array([float(ref), lib[ref]])
 
 
+class _Source:
+    """A Dask array carried into a task *without* making it a dependency of the task."""
+
+    def __init__(self, data: da.Array) -> None:
+        self.data = data
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("archs4x-tmm-source", self.data.name)
+
+
+def _in_memory(data: da.Array) -> bool:
+    """Whether ``data``'s graph embeds NumPy data (then a pass over it costs no read)."""
+    graph = convert_legacy_graph(dict(data.__dask_graph__()))
+    for node in graph.values():
+        if isinstance(node, DataNode):
+            value = node.value
+            for _ in range(8):  # unwrap xarray's indexing adapters
+                if isinstance(value, np.ndarray):
+                    if value.nbytes > _SMALL:
+                        return True
+                    break
+                value = getattr(value, "array", None)
+    return False
+
+
+def _read_column(ref: np.ndarray, source: _Source) -> np.ndarray:
+    """The reference column ``ref[0]``, read alone (the selection is pushed down to the reader)."""
+    j = int(ref[0])
+    out = np.zeros((source.data.shape[0], 1))
+    if j >= 0:
+        # optimise first so that a sample selection in ``data`` is already pushed down
+        # into its reads, then select the column from that: one sample is read
+        (data,) = dask.optimize(source.data)
+        (col,) = dask.compute(data[:, [j]], scheduler="sync")
+        out[:, 0] = col[:, 0]
+    return out
+
+
 def _ref_column_block(block: np.ndarray, ref_index: np.ndarray, block_info=None) -> np.ndarray:
     """The reference column if this block holds it, else zeros (summed across blocks)."""
     start = block_info[0]["array-location"][1][0]
@@ -103,34 +150,78 @@ def _ref_column_block(block: np.ndarray, ref_index: np.ndarray, block_info=None)
     return out
 
 
-def _tmm_pair(obs, ref, n_obs, n_ref, logratio_trim, sum_trim, do_weighting, a_cutoff):
-    """edgeR ``.calcFactorTMM`` for one sample against the reference (genes with both > 0)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        log_r = np.log2((obs / n_obs) / (ref / n_ref))
-        abs_e = (np.log2(obs / n_obs) + np.log2(ref / n_ref)) / 2
-        v = (n_obs - obs) / n_obs / obs + (n_ref - ref) / n_ref / ref
+def _order_keys(x: np.ndarray) -> np.ndarray:
+    """int64 keys that sort like the (non-NaN) float64 ``x``; the map is its own inverse.
+
+    The bits of a non-negative float already sort as integers; a negative float's
+    magnitude bits are flipped so that larger magnitudes sort lower.  Integer selection
+    is about twice as fast as float selection (no NaN handling).
+    """
+    bits = x.view(np.int64)
+    return bits ^ ((bits >> 63) & _MAGNITUDE)
+
+
+def _trim_window(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Mask of ``lo <= rank(x) <= hi``, with R's average ranks for ties (``x`` finite).
+
+    A run of ties at sorted positions ``s+1 .. e`` (1-based) has average rank
+    ``(s + 1 + e) / 2``, which grows with the value, so the kept values form an interval.
+    Its ends follow from the order statistics at positions ``lo`` and ``hi`` (a linear
+    time selection, no sort) and the tie run of each: the run of ``x_(lo)`` is kept iff
+    its average rank is ``>= lo`` (else the window starts just above it), the run of
+    ``x_(hi)`` iff its average rank is ``<= hi``.  Doubled ranks ``s + 1 + e`` are
+    integers, so the comparisons are exact.
+    """
+    n = x.size
+    p, q = int(lo) - 1, int(hi) - 1
+    if n == 0 or p > q:
+        return np.zeros(n, dtype=bool)
+    keys = _order_keys(x)
+    keys.partition((p, q))
+    low, high = _order_keys(keys[[p, q]]).view(np.float64)
+    s, e = np.count_nonzero(x < low), np.count_nonzero(x <= low)
+    keep = (x >= low) if s + 1 + e >= 2 * lo else (x > low)
+    s, e = np.count_nonzero(x < high), np.count_nonzero(x <= high)
+    keep &= (x <= high) if s + 1 + e <= 2 * hi else (x < high)
+    return keep
+
+
+def _tmm_sample(obs, n_obs, ref_scaled, log_ref, v_ref, options) -> float:
+    """edgeR ``.calcFactorTMM`` for one sample against the reference.
+
+    ``obs`` (float64) are the sample's counts on the genes where it and the reference are
+    both positive (the others give an infinite M, which edgeR drops); ``ref_scaled``,
+    ``log_ref`` and ``v_ref`` are the reference's ``ref/nR``, ``log2(ref/nR)`` and
+    ``(nR-ref)/nR/ref`` on those genes.  Every value is computed with edgeR's operations
+    in edgeR's order, so the values, and hence their ties, are edgeR's.
+    """
+    logratio_trim, sum_trim, do_weighting, a_cutoff = options
+    scaled = obs / n_obs
+    log_r = np.log2(scaled / ref_scaled)
+    abs_e = np.log2(scaled)
+    abs_e += log_ref
+    abs_e /= 2
     fin = np.isfinite(log_r) & np.isfinite(abs_e) & (abs_e > a_cutoff)
-    log_r, abs_e, v = log_r[fin], abs_e[fin], v[fin]
+    if not fin.all():
+        log_r, abs_e, obs, v_ref = log_r[fin], abs_e[fin], obs[fin], v_ref[fin]
     if log_r.size == 0 or np.abs(log_r).max() < 1e-6:
         return 1.0
     n = log_r.size
     lo_l = np.floor(n * logratio_trim) + 1
-    hi_l = n + 1 - lo_l
     lo_s = np.floor(n * sum_trim) + 1
-    hi_s = n + 1 - lo_s
-    rank_r = rankdata(log_r)
-    rank_e = rankdata(abs_e)
-    keep = (rank_r >= lo_l) & (rank_r <= hi_l) & (rank_e >= lo_s) & (rank_e <= hi_s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if do_weighting:
-            num = log_r[keep] / v[keep]
-            den = 1 / v[keep]
-            num_sum = np.float64(np.sum(num[~np.isnan(num)], dtype=np.longdouble))
-            den_sum = np.float64(np.sum(den[~np.isnan(den)], dtype=np.longdouble))
-            f = float(num_sum / den_sum)  # numpy division: 0/0 is NaN, as in R
-        else:
-            kept = log_r[keep]
-            f = _r_mean(kept[~np.isnan(kept)])
+    keep = _trim_window(log_r, lo_l, n + 1 - lo_l)
+    keep &= _trim_window(abs_e, lo_s, n + 1 - lo_s)
+    log_r = log_r[keep]
+    if do_weighting:
+        kept = obs[keep]
+        v = (n_obs - kept) / n_obs / kept + v_ref[keep]
+        num = log_r / v
+        den = 1 / v
+        num_sum = np.float64(np.sum(num[~np.isnan(num)], dtype=np.longdouble))
+        den_sum = np.float64(np.sum(den[~np.isnan(den)], dtype=np.longdouble))
+        f = float(num_sum / den_sum)  # numpy division: 0/0 is NaN, as in R
+    else:
+        f = _r_mean(log_r[~np.isnan(log_r)])
     if np.isnan(f):
         f = 0.0
     return 2.0**f
@@ -141,15 +232,24 @@ def _factors_block(block, ref_col, ref_lib, options):
     lib = block.sum(axis=0, dtype=np.float64)
     ref_col = ref_col[:, 0]
     n_ref = float(ref_lib)
+    out = np.full((1, block.shape[1]), np.nan)
+    if not n_ref > 0:
+        return out
     genes = np.flatnonzero(ref_col > 0)
     ref_vals = ref_col[genes]
-    out = np.empty((1, block.shape[1]))
-    for j in range(block.shape[1]):
-        if not lib[j] > 0 or not n_ref > 0:
-            out[0, j] = np.nan
-            continue
-        obs = block[genes, j].astype(np.float64)
-        out[0, j] = _tmm_pair(obs, ref_vals, lib[j], n_ref, *options)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ref_scaled = ref_vals / n_ref
+        log_ref = np.log2(ref_scaled)
+        v_ref = (n_ref - ref_vals) / n_ref / ref_vals
+        for start in range(0, block.shape[1], _BATCH):
+            cols = np.ascontiguousarray(block[genes, start : start + _BATCH].T)
+            for i, col in enumerate(cols, start):
+                if not lib[i] > 0:
+                    continue
+                pos = np.flatnonzero(col > 0)
+                obs = col[pos].astype(np.float64)
+                ref = (ref_scaled[pos], log_ref[pos], v_ref[pos])
+                out[0, i] = _tmm_sample(obs, lib[i], *ref, options)
     return out
 
 
@@ -199,7 +299,7 @@ def tmm_factors(
         The reference sample; by default chosen by edgeR's upper-quartile rule (with the
         square-root-sum fallback when the median upper quartile is ~0).
     empty : {"raise", "nan"}, default "raise"
-        A sample with no reads: raise :class:`archs4x.passes.EmptyLibraryError` (a
+        A sample with no reads: raise :class:`archs4x.errors.EmptyLibraryError` (a
         ``ValueError``) at compute time (edgeR fails on it too), or give it factor NaN and
         compute the others as if it were absent.
 
@@ -208,7 +308,8 @@ def tmm_factors(
     xarray.DataArray
         float64 factors along ``sample`` (with the sample coordinates), geometric mean 1,
         lazy.  Effective library size = library size x factor.  Computing them reads the
-        input four times (three with ``ref_column``); see the module docstring.
+        input three times (once with ``ref_column``) plus the reference column; see the
+        module docstring.
 
     Examples
     --------
@@ -246,14 +347,24 @@ def tmm_factors(
         lib_ref = arr.data[:, pos].sum(dtype=np.float64)
         ref = da.stack([da.asarray(float(pos)), lib_ref]).rechunk(-1)
     ref_index, ref_lib = ref[0], ref[1]
-    n_blocks = len(data.chunks[1])
-    ref_col = da.map_blocks(
-        _ref_column_block,
-        reread(data, ref),
-        ref_index,
-        dtype=np.float64,
-        chunks=(data.chunks[0], (1,) * n_blocks),
-    ).sum(axis=1, keepdims=True)
+    if _in_memory(data):  # a pass costs nothing: pick the column out of its block
+        n_blocks = len(data.chunks[1])
+        ref_col = da.map_blocks(
+            _ref_column_block,
+            reread(data, ref),
+            ref_index,
+            dtype=np.float64,
+            chunks=(data.chunks[0], (1,) * n_blocks),
+        ).sum(axis=1, keepdims=True)
+    else:  # read that one sample, not the whole input again
+        ref_col = da.map_blocks(
+            _read_column,
+            ref,
+            _Source(data),
+            new_axis=1,
+            chunks=(data.chunks[0], (1,)),
+            dtype=np.float64,
+        )
     options = (logratio_trim, sum_trim, bool(do_weighting), a_cutoff)
     raw = da.map_blocks(
         _factors_block,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rnanorm import TMM
 from scipy.stats import rankdata
 
 import archs4x
 from archs4x.normalize import EmptyLibraryError, normalize
-from archs4x.tmm import tmm_factors
+from archs4x.tmm import _trim_window, tmm_factors
 
 from ._laziness import raise_if_dask_computes
 
@@ -185,3 +188,34 @@ def test_zero_weight_sum_gives_r_semantics_not_an_exception():
     x = np.array([[0, 0], [1, 0], [0, 2], [1, 1], [1, 1], [1, 2], [0, 2], [1, 2], [2, 0]])
     x = x.astype(np.uint32)
     close(tmm_factors(as_da(x, 2)).values, edger_tmm(x))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.integers(-4, 4), min_size=1, max_size=40),
+    scale=st.sampled_from([1.0, -0.37, 1e-300]),
+    trim=st.floats(0, 0.49),
+)
+def test_trim_window_is_the_average_rank_window(values, scale, trim):
+    """The selection-based trim equals R's rank(ties = "average") window on heavy ties."""
+    x = np.array(values, dtype=float) * scale
+    n = x.size
+    lo = np.floor(n * trim) + 1
+    hi = n + 1 - lo
+    rank = rankdata(x)
+    np.testing.assert_array_equal(_trim_window(x, lo, hi), (rank >= lo) & (rank <= hi))
+
+
+def test_reads_three_passes_and_the_reference_column(gene_file):
+    """Input read for the zero genes, the statistics, the factors, plus the reference
+    column alone (not a fourth pass)."""
+    from archs4x.backend import get_reader
+
+    ds = archs4x.open_dataset(gene_file, sample_chunk=50)
+    lazy = tmm_factors(ds, empty="nan")
+    reader = get_reader(str(gene_file))
+    reader.chunks_read = 0
+    with dask.config.set(scheduler="threads"):
+        lazy.compute()
+    per_column = -(-ds.sizes["gene"] // 2000)  # HDF5 chunks (2000, 1)
+    assert reader.chunks_read == (3 * ds.sizes["sample"] + 1) * per_column
