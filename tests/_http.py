@@ -151,14 +151,16 @@ class FileServer:
                     start = int(a)
                     end = min(int(b), size - 1) if b else size - 1
                 if start >= size or start > end:
+                    self._record(method, name, rng_header, 416)
                     h.send_response(416)
                     h.send_header("Content-Range", f"bytes */{size}")
                     h.send_header("Content-Length", "0")
                     h.end_headers()
-                    self._record(method, name, rng_header, 416)
                     return
                 status = 206
         length = end - start + 1
+        if head:
+            self._record(method, name, rng_header, status)
         h.send_response(status)
         h.send_header("Content-Type", "application/octet-stream")
         h.send_header("Content-Length", str(length))
@@ -168,7 +170,6 @@ class FileServer:
             h.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         h.end_headers()
         if head:
-            self._record(method, name, rng_header, status)
             return
         with open(path, "rb") as f:
             f.seek(start)
@@ -199,7 +200,8 @@ class FileServer:
             pass
 
     def _empty(self, h, status, method, name, rng) -> None:
+        # record before answering: a client may check the stats as soon as it has the answer
+        self._record(method, name, rng, status)
         h.send_response(status)
         h.send_header("Content-Length", "0")
         h.end_headers()
-        self._record(method, name, rng, status)
