@@ -13,10 +13,11 @@ reads, still one per needed chunk block.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -120,13 +121,15 @@ def decode_chunk(
     dtype: np.dtype,
     chunks: tuple[int, ...],
     *,
-    where: str = "chunk",
+    where: str | Callable[[], str] = "chunk",
+    nbytes: int | None = None,
 ) -> np.ndarray:
     """Decode the stored bytes of one chunk into an array of shape ``chunks``.
 
     The filter pipeline is undone in reverse; bit ``i`` of ``mask`` means filter ``i``
     was skipped for this chunk.  Anything that fails to decode, or decodes to the wrong
-    size, raises :class:`ChunkDecodeError` (prefixed with ``where``).
+    size, raises :class:`ChunkDecodeError` (prefixed with ``where``, a string or a
+    function making it: this runs once per chunk, so the message is built only on error).
 
     Examples
     --------
@@ -136,8 +139,8 @@ def decode_chunk(
     >>> decode_chunk(zlib.compress(a.tobytes()), 0, plan, a.dtype, (3, 2)).tolist()
     [[0, 1], [2, 3], [4, 5]]
     """
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(chunks)) * dtype.itemsize
+    if nbytes is None:
+        nbytes = math.prod(chunks) * dtype.itemsize
     data = raw
     try:
         for i in reversed(range(len(plan.filters))):
@@ -149,8 +152,10 @@ def decode_chunk(
             elif code == H5Z_FILTER_SHUFFLE:
                 data = _unshuffle(data, dtype.itemsize)
     except (_DeflateError, zlib.error, ValueError) as exc:
+        where = where() if callable(where) else where
         raise ChunkDecodeError(f"{where} failed to decode ({plan.description}): {exc}") from exc
     if len(data) != nbytes:
+        where = where() if callable(where) else where
         raise ChunkDecodeError(f"{where} decoded to {len(data)} bytes, expected {nbytes}")
     return np.frombuffer(data, dtype=dtype).reshape(chunks)
 
@@ -207,12 +212,11 @@ class ChunkReader:
         offset = (r0, c0)
         if prefetched is not None:
             got = prefetched[offset]
-            with self._count_lock:
-                self.chunks_read += 1
             if got is None:
                 return np.full(self.chunks, self._fill, dtype=self._file_dtype)
             return decode_chunk(got[1], got[0], self.plan, self._file_dtype, self.chunks,
-                                where=f"{self.name}: chunk at offset {offset}")  # fmt: skip
+                                where=lambda: f"{self.name}: chunk at offset {offset}",
+                                nbytes=self._chunk_nbytes)  # fmt: skip
         try:
             mask, raw = self.dset.id.read_direct_chunk(offset)
         except Exception as exc:  # unallocated chunk, or an HDF5 read failure
@@ -222,16 +226,13 @@ class ChunkReader:
             except Exception:
                 pass
             if info is not None and info.byte_offset is None:
-                with self._count_lock:
-                    self.chunks_read += 1
                 return np.full(self.chunks, self._fill, dtype=self._file_dtype)
             raise ChunkDecodeError(
                 f"{self.name}: chunk at offset {offset} could not be read: {exc}"
             ) from exc
-        with self._count_lock:
-            self.chunks_read += 1
         return decode_chunk(raw, mask, self.plan, self._file_dtype, self.chunks,
-                            where=f"{self.name}: chunk at offset {offset}")  # fmt: skip
+                            where=lambda: f"{self.name}: chunk at offset {offset}",
+                            nbytes=self._chunk_nbytes)  # fmt: skip
 
     def _hyperslab(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         try:
@@ -292,6 +293,8 @@ class ChunkReader:
         local_cols = c_idx[pos] - c0
         single = pos.size == 1
         p0, l0 = int(pos[0]), int(local_cols[0])
+        with self._count_lock:  # once per column block, not per chunk
+            self.chunks_read += len(row_plan)
         for r0, out_rows, in_rows in row_plan:
             chunk = self._raw_chunk(r0, c0, prefetched)
             if single and isinstance(out_rows, slice):
