@@ -180,6 +180,13 @@ class ChunkReader:
     True
     """
 
+    def __del__(self) -> None:
+        if self._fd is not None and self._fd_pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
     def __init__(self, dset: h5py.Dataset):
         if dset.ndim != 2:
             raise ValueError(f"{dset.name}: expected a 2-D dataset, got shape {dset.shape}")
@@ -196,6 +203,15 @@ class ChunkReader:
         self._fill = 0 if fill is None else fill
         self._count_lock = threading.Lock()
         self.chunks_read = 0
+        # Local files: chunk byte offsets (chunkindex) let reads use os.pread.
+        self._local_path = (
+            dset.file.filename
+            if dset.file.driver == "sec2" and os.path.isfile(dset.file.filename)
+            else None
+        )
+        self._index = None
+        self._fd: int | None = None
+        self._fd_pid = -1
 
     # -- raw chunk access -------------------------------------------------
     def _prefetch(self, row_chunks: np.ndarray, col_chunks: np.ndarray) -> dict | None:
@@ -207,9 +223,48 @@ class ChunkReader:
         """
         return None
 
+    #: Files with at most this many chunks get their byte-offset index at the first read
+    #: (~1.5 µs per chunk); larger ones at the first read needing this many chunks.
+    INDEX_EAGER_CHUNKS = 4_000_000
+    INDEX_MIN_READ_CHUNKS = 100_000
+
+    def _maybe_index(self, n_needed: int) -> None:
+        """Load (or build and cache) the byte-offset index when it pays off."""
+        if self._index is not None or self._local_path is None or not self.plan.direct:
+            return
+        from .chunkindex import cached_index
+
+        total = math.prod(-(-s // c) for s, c in zip(self.shape, self.chunks, strict=True))
+        build = total <= self.INDEX_EAGER_CHUNKS or n_needed >= self.INDEX_MIN_READ_CHUNKS
+        with self._count_lock:
+            if self._index is None:
+                self._index = cached_index(self._local_path, self.dset, build=build)
+
+    def _pread(self, offset: int, size: int) -> bytes:
+        if self._fd is None or self._fd_pid != os.getpid():
+            self._fd = os.open(self._local_path, os.O_RDONLY)
+            self._fd_pid = os.getpid()
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            raise OSError(f"short read: {len(data)} of {size} bytes at offset {offset}")
+        return data
+
     def _raw_chunk(self, r0: int, c0: int, prefetched: dict | None = None) -> np.ndarray:
         """Return one decoded chunk as a (chunk_rows, chunk_cols) array."""
         offset = (r0, c0)
+        if self._index is not None and prefetched is None:
+            byte_offset, size, mask = self._index.locate(r0, c0)
+            if byte_offset < 0:  # never written: the fill value
+                return np.full(self.chunks, self._fill, dtype=self._file_dtype)
+            try:
+                raw = self._pread(byte_offset, size)
+            except OSError as exc:
+                raise ChunkDecodeError(
+                    f"{self.name}: chunk at offset {offset} could not be read: {exc}"
+                ) from exc
+            return decode_chunk(raw, mask, self.plan, self._file_dtype, self.chunks,
+                                where=lambda: f"{self.name}: chunk at offset {offset}",
+                                nbytes=self._chunk_nbytes)  # fmt: skip
         if prefetched is not None:
             got = prefetched[offset]
             if got is None:
@@ -276,6 +331,8 @@ class ChunkReader:
         if self.plan.direct:
             row_chunks = np.array([r0 // cr for r0, _, _ in row_plan], dtype=np.int64)
             pre = self._prefetch(row_chunks, uniq)  # None for local files
+            if pre is None:
+                self._maybe_index(len(row_plan) * len(work))
             pool = _thread_pool()
             # Chunks of one column block go to one task: disjoint output rows of out_t.
             fill = self._fill_column_block
@@ -295,8 +352,21 @@ class ChunkReader:
         p0, l0 = int(pos[0]), int(local_cols[0])
         with self._count_lock:  # once per column block, not per chunk
             self.chunks_read += len(row_plan)
+        cr = self.chunks[0]
+        index = self._index if prefetched is None else None
+        if index is not None:  # this column block's entries, fetched once
+            entries = index.table[k]
+            offsets, sizes, masks = (entries[f].tolist() for f in ("offset", "size", "mask"))
         for r0, out_rows, in_rows in row_plan:
-            chunk = self._raw_chunk(r0, c0, prefetched)
+            if index is not None and offsets[r0 // cr] >= 0:
+                j = r0 // cr
+                chunk = decode_chunk(
+                    self._pread(offsets[j], sizes[j]), masks[j], self.plan, self._file_dtype,
+                    self.chunks, where=lambda r0=r0: f"{self.name}: chunk at offset {(r0, c0)}",
+                    nbytes=self._chunk_nbytes,
+                )  # fmt: skip
+            else:
+                chunk = self._raw_chunk(r0, c0, prefetched)
             if single and isinstance(out_rows, slice):
                 out_t[p0, out_rows] = chunk[in_rows, l0]  # one contiguous copy
             elif isinstance(out_rows, slice):

@@ -109,3 +109,30 @@ def test_unallocated_chunks_read_as_fill_value(tmp_path):
     with h5py.File(p) as f:
         np.testing.assert_array_equal(got, f["data/expression"][:, [1, 7]][:, ::-1])
     assert (got[:, 0] == 0).all()
+
+
+def test_chunk_index_matches_hdf5(gene_file):
+    from archs4x.chunkindex import build_index, cached_index
+    from archs4x.files import open_h5
+
+    dset = open_h5(gene_file)["data/expression"]
+    index = build_index(dset)
+    for r0, c0 in [(0, 0), (2000, 7), (4000, 399), (0, 123)]:
+        info = dset.id.get_chunk_info_by_coord((r0, c0))
+        assert index.locate(r0, c0) == (info.byte_offset, info.size, info.filter_mask)
+    again = cached_index(str(gene_file), dset)  # from the disk cache, memory-mapped
+    np.testing.assert_array_equal(np.asarray(again.table), index.table)
+
+
+@pytest.mark.parametrize("use_index", [True, False], ids=["pread-index", "read_direct_chunk"])
+def test_both_read_paths_equal_h5py(gene_file, gene_matrix, use_index):
+    """The byte-offset (os.pread) path and the HDF5 direct-chunk path give the same."""
+    reader = ChunkReader(archs4x.files.open_h5(gene_file)["data/expression"])
+    if not use_index:  # as for a file that is not a plain local file
+        reader._local_path = None
+    cols = [399, 0, 17, 17, 250]
+    got = reader.read(slice(None), cols)
+    assert (reader._index is not None) == use_index
+    np.testing.assert_array_equal(got, gene_matrix[:, cols])
+    np.testing.assert_array_equal(reader.read([4499, 3, 2000], [5, 1]),
+                                  gene_matrix[np.ix_([4499, 3, 2000], [5, 1])])  # fmt: skip
