@@ -249,29 +249,34 @@ class ChunkReader:
             raise OSError(f"short read: {len(data)} of {size} bytes at offset {offset}")
         return data
 
+    def _decode(self, raw: bytes, mask: int, offset: tuple[int, int]) -> np.ndarray:
+        return decode_chunk(raw, mask, self.plan, self._file_dtype, self.chunks,
+                            where=lambda: f"{self.name}: chunk at offset {offset}",
+                            nbytes=self._chunk_nbytes)  # fmt: skip
+
+    def _fill_chunk(self) -> np.ndarray:
+        return np.full(self.chunks, self._fill, dtype=self._file_dtype)
+
+    def _indexed_chunk(self, offset: tuple[int, int], byte_offset: int, size: int, mask: int):
+        """One chunk through the byte-offset index: ``os.pread`` + decode."""
+        if byte_offset < 0:  # never written: the fill value
+            return self._fill_chunk()
+        try:
+            raw = self._pread(byte_offset, size)
+        except OSError as exc:
+            raise ChunkDecodeError(
+                f"{self.name}: chunk at offset {offset} could not be read: {exc}"
+            ) from exc
+        return self._decode(raw, mask, offset)
+
     def _raw_chunk(self, r0: int, c0: int, prefetched: dict | None = None) -> np.ndarray:
         """Return one decoded chunk as a (chunk_rows, chunk_cols) array."""
         offset = (r0, c0)
-        if self._index is not None and prefetched is None:
-            byte_offset, size, mask = self._index.locate(r0, c0)
-            if byte_offset < 0:  # never written: the fill value
-                return np.full(self.chunks, self._fill, dtype=self._file_dtype)
-            try:
-                raw = self._pread(byte_offset, size)
-            except OSError as exc:
-                raise ChunkDecodeError(
-                    f"{self.name}: chunk at offset {offset} could not be read: {exc}"
-                ) from exc
-            return decode_chunk(raw, mask, self.plan, self._file_dtype, self.chunks,
-                                where=lambda: f"{self.name}: chunk at offset {offset}",
-                                nbytes=self._chunk_nbytes)  # fmt: skip
         if prefetched is not None:
             got = prefetched[offset]
-            if got is None:
-                return np.full(self.chunks, self._fill, dtype=self._file_dtype)
-            return decode_chunk(got[1], got[0], self.plan, self._file_dtype, self.chunks,
-                                where=lambda: f"{self.name}: chunk at offset {offset}",
-                                nbytes=self._chunk_nbytes)  # fmt: skip
+            return self._fill_chunk() if got is None else self._decode(got[1], got[0], offset)
+        if self._index is not None:
+            return self._indexed_chunk(offset, *self._index.locate(r0, c0))
         try:
             mask, raw = self.dset.id.read_direct_chunk(offset)
         except Exception as exc:  # unallocated chunk, or an HDF5 read failure
@@ -281,13 +286,11 @@ class ChunkReader:
             except Exception:
                 pass
             if info is not None and info.byte_offset is None:
-                return np.full(self.chunks, self._fill, dtype=self._file_dtype)
+                return self._fill_chunk()
             raise ChunkDecodeError(
                 f"{self.name}: chunk at offset {offset} could not be read: {exc}"
             ) from exc
-        return decode_chunk(raw, mask, self.plan, self._file_dtype, self.chunks,
-                            where=lambda: f"{self.name}: chunk at offset {offset}",
-                            nbytes=self._chunk_nbytes)  # fmt: skip
+        return self._decode(raw, mask, offset)
 
     def _hyperslab(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         try:
@@ -358,13 +361,9 @@ class ChunkReader:
             entries = index.table[k]
             offsets, sizes, masks = (entries[f].tolist() for f in ("offset", "size", "mask"))
         for r0, out_rows, in_rows in row_plan:
-            if index is not None and offsets[r0 // cr] >= 0:
+            if index is not None:
                 j = r0 // cr
-                chunk = decode_chunk(
-                    self._pread(offsets[j], sizes[j]), masks[j], self.plan, self._file_dtype,
-                    self.chunks, where=lambda r0=r0: f"{self.name}: chunk at offset {(r0, c0)}",
-                    nbytes=self._chunk_nbytes,
-                )  # fmt: skip
+                chunk = self._indexed_chunk((r0, c0), offsets[j], sizes[j], masks[j])
             else:
                 chunk = self._raw_chunk(r0, c0, prefetched)
             if single and isinstance(out_rows, slice):
