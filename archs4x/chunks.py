@@ -337,9 +337,18 @@ class ChunkReader:
             if pre is None:
                 self._maybe_index(len(row_plan) * len(work))
             pool = _thread_pool()
-            # Chunks of one column block go to one task: disjoint output rows of out_t.
+            # Column blocks write disjoint rows of out_t.  They go to the pool in a few
+            # batches per thread: one future per column would wake the waiting thread
+            # hundreds of times, and concurrent reads (Dask threads) would fight for the GIL.
             fill = self._fill_column_block
-            for _ in pool.map(lambda w: fill(w[0], w[1], c_idx, row_plan, out_t, pre), work):
+
+            def run(batch):
+                for k, pos in batch:
+                    fill(k, pos, c_idx, row_plan, out_t, pre)
+
+            n_batches = min(len(work), 4 * pool._max_workers)
+            batches = [work[i::n_batches] for i in range(n_batches)]
+            for _ in pool.map(run, batches):
                 pass
         else:
             for k, pos in work:

@@ -271,7 +271,7 @@ def cpm(
         raise ValueError(f"empty must be one of {EMPTY}, got {empty!r}")
     if not np.isfinite(prior_count) or prior_count < 0:
         raise ValueError(f"prior_count must be a finite number >= 0, got {prior_count!r}")
-    arr, _ = as_counts(counts)
+    arr, _ = as_counts(counts, one_block=norm_factors is None)
     data = arr.data
     factors = None if norm_factors is None else _factors_row(norm_factors, arr)
     mean_lib = None

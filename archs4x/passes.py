@@ -44,12 +44,14 @@ __all__ = [
 _TARGET_CHUNK_BYTES = 128 * 2**20
 
 
-def as_counts(counts: Any) -> tuple[xr.DataArray, str]:
+def as_counts(counts: Any, *, one_block: bool = False) -> tuple[xr.DataArray, str]:
     """Return ``counts`` as a (feature, sample) Dask-backed DataArray with one feature chunk.
 
     A Dataset is replaced by its ``counts`` variable.  NumPy-backed inputs are chunked
-    along ``sample``; a feature dimension split over several chunks is merged into one
-    (sorting and ranking need whole columns).
+    along ``sample`` (or kept as one block with ``one_block``, for element-wise methods
+    where splitting an in-memory matrix only adds the cost of reassembling it); a feature
+    dimension split over several chunks is merged into one (sorting and ranking need
+    whole columns).
 
     Examples
     --------
@@ -76,7 +78,7 @@ def as_counts(counts: Any) -> tuple[xr.DataArray, str]:
     counts = counts.transpose(feat, SAMPLE)
     n_feat = counts.sizes[feat]
     if counts.chunks is None:
-        width = max(1, _TARGET_CHUNK_BYTES // max(1, 8 * n_feat))
+        width = -1 if one_block else max(1, _TARGET_CHUNK_BYTES // max(1, 8 * n_feat))
         # a random token: tokenizing (hashing) a large in-memory array costs more than using it
         counts = counts.chunk({feat: -1, SAMPLE: width}, token=uuid.uuid4().hex)
     elif len(counts.chunks[0]) > 1:
