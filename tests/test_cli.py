@@ -61,3 +61,10 @@ def test_python_dash_m():
     proc = subprocess.run([sys.executable, "-m", "archs4x", "--version"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0 and "archs4x" in proc.stdout
+
+
+def test_top_level_help_has_an_example_per_subcommand():
+    out = run("--help").stdout
+    examples = out.split("examples:", 1)[1]
+    for name in commands():
+        assert f"archs4x {name}" in examples, name

@@ -22,8 +22,16 @@ def commands() -> list[str]:
 
 
 EPILOG = """examples:
-  archs4x demo                                 run the tour on the embedded example data
-  archs4x ls human_gene_v2.5.h5                list groups and datasets
+  archs4x demo                                       the tour on the embedded example data
+  archs4x ls human_gene_v2.5.h5                      groups, datasets, dtypes, shapes
+  archs4x search human_gene_v2.5.h5 myoblast --remove-sc --out myoblast.parquet
+  archs4x samples human_gene_v2.5.h5 GSM1158284 GSM1482938 --out two.csv
+  archs4x series human_gene_v2.5.h5 GSE64016 --out gse64016.zarr
+  archs4x meta human_gene_v2.5.h5 --series GSE64016 --fields title series_id
+  archs4x convert human_gene_v2.5.h5 bygene.zarr --layout gene
+  archs4x versions --species human --level gene
+  archs4x download human --level gene --version latest -o data/
+  archs4x align folder human reads/ -o counts.tsv
 """
 
 
