@@ -49,6 +49,12 @@ _readers_lock = threading.Lock()
 def get_reader(source, name: str = EXPRESSION) -> ChunkReader:
     """The per-process :class:`ChunkReader` of dataset ``name`` in file ``source``.
 
+    Examples
+    --------
+    >>> from archs4x.datasets import example_file
+    >>> get_reader(str(example_file())) is get_reader(str(example_file()))
+    True
+
     ``source`` is a local path or a :class:`~archs4x.remote.RemoteSource` (then the
     reader fetches only the byte ranges of the chunks a read needs).
     """
@@ -218,7 +224,15 @@ def build_dataset(
     Reads only the sample ids, the feature ids and the small feature fields; every
     sample metadata field stays on disk until used.  Most users call
     :func:`archs4x.open_dataset` instead, which also chunks ``counts`` with Dask.
+
     ``source`` may be an ``https://`` or ``s3://`` URL (see :mod:`archs4x.remote`).
+
+    Examples
+    --------
+    >>> from archs4x.datasets import example_file
+    >>> ds = build_dataset(example_file())
+    >>> ds.counts.chunks is None, ds.sizes["sample"]
+    (True, 400)
     """
     source = as_source(source, storage_options)
     f = open_h5(source)

@@ -75,7 +75,14 @@ class FilterPlan:
 
 
 def filter_plan(dset: h5py.Dataset) -> FilterPlan:
-    """Read the filter pipeline of ``dset`` from the file (never assume it)."""
+    """Read the filter pipeline of ``dset`` from the file (never assume it).
+
+    Examples
+    --------
+    >>> from archs4x.datasets import example_file
+    >>> from archs4x.files import open_h5
+    >>> filter_plan(open_h5(example_file())["data/expression"])
+    FilterPlan(filters=(1,), direct=True)"""
     if dset.chunks is None:
         return FilterPlan(filters=(), direct=False)
     plist = dset.id.get_create_plist()
@@ -84,7 +91,12 @@ def filter_plan(dset: h5py.Dataset) -> FilterPlan:
 
 
 def normalize_selection(sel: Selection, n: int) -> np.ndarray:
-    """Turn an int, slice or integer sequence into an int64 index array within ``[0, n)``."""
+    """Turn an int, slice or integer sequence into an int64 index array within ``[0, n)``.
+
+    Examples
+    --------
+    >>> normalize_selection(slice(1, 7, 2), 10).tolist(), normalize_selection([-1, 0], 10).tolist()
+    ([1, 3, 5], [9, 0])"""
     if isinstance(sel, slice):
         return np.arange(n, dtype=np.int64)[sel]
     idx = np.asarray(sel)

@@ -105,7 +105,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 def cache_dir() -> Path:
-    """The folder archs4x caches files in (``$ARCHS4X_CACHE_DIR`` or ``~/.cache/archs4x``)."""
+    """The folder archs4x caches files in (``$ARCHS4X_CACHE_DIR`` or ``~/.cache/archs4x``).
+
+    Examples
+    --------
+    >>> cache_dir().is_dir()
+    True"""
     env = os.environ.get("ARCHS4X_CACHE_DIR")
     if env:
         base = Path(env)

@@ -50,7 +50,14 @@ def as_source(source, storage_options: dict | None = None):
 
 
 def file_identity(path: str | os.PathLike) -> tuple[str, int, int]:
-    """``(absolute path, size, mtime_ns)`` of a local file; raises FileNotFoundError."""
+    """``(absolute path, size, mtime_ns)`` of a local file; raises FileNotFoundError.
+
+    Examples
+    --------
+    >>> from archs4x.datasets import example_file
+    >>> path, size, mtime = file_identity(example_file())
+    >>> size > 0
+    True"""
     p = Path(path).expanduser()
     try:
         st = p.stat()

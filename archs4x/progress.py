@@ -16,7 +16,13 @@ __all__ = ["compute", "current_client"]
 
 
 def current_client():
-    """The active ``distributed.Client``, or None when computing locally."""
+    """The active ``distributed.Client``, or None when computing locally.
+
+    Examples
+    --------
+    >>> client = current_client()  # None unless a distributed.Client is active
+    >>> client is None or hasattr(client, "submit")
+    True"""
     try:
         from distributed import default_client
 

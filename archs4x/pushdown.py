@@ -147,7 +147,13 @@ def pushdown_optimize(dsk: Any, keys: Any, **kwargs: Any) -> Any:
 
 
 def enable() -> None:
-    """Install :func:`pushdown_optimize` as Dask's array optimisation (done on import)."""
+    """Install :func:`pushdown_optimize` as Dask's array optimisation (done on import).
+
+    Examples
+    --------
+    >>> import dask, archs4x
+    >>> dask.config.get("array_optimize") is pushdown_optimize
+    True"""
     current = dask.config.get("array_optimize", None)
     if current is None or current is _dask_optimize:
         dask.config.set(array_optimize=pushdown_optimize)
