@@ -19,22 +19,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .dims import COUNTS, SAMPLE, feature_dim
+from .dims import SAMPLE, feature_dim
+from .passes import counts_array
 
 __all__ = ["aggregate_duplicate_genes", "expressed_genes", "filter_genes"]
-
-
-def _as_array(counts: xr.DataArray | xr.Dataset) -> xr.DataArray:
-    if isinstance(counts, xr.Dataset):
-        if COUNTS not in counts:
-            raise ValueError(f"the Dataset has no {COUNTS!r} variable")
-        counts = counts[COUNTS]
-    if not isinstance(counts, xr.DataArray):
-        raise TypeError(f"expected an xarray DataArray or Dataset, got {type(counts).__name__}")
-    if SAMPLE not in counts.dims:
-        raise ValueError(f"expected a {SAMPLE!r} dimension, found {tuple(counts.dims)}")
-    feature_dim(counts)
-    return counts
 
 
 def aggregate_duplicate_genes(
@@ -67,7 +55,7 @@ def aggregate_duplicate_genes(
     >>> agg.sel(gene="ACTB").dims
     ('sample',)
     """
-    counts = _as_array(counts)
+    counts = counts_array(counts)
     feat = feature_dim(counts)
     if by not in counts.coords or counts[by].dims != (feat,):
         raise ValueError(f"counts has no {by!r} coordinate along {feat!r} to aggregate by")
@@ -108,7 +96,7 @@ def expressed_genes(
     >>> mask.dtype.name, mask.chunks is not None
     ('bool', True)
     """
-    counts = _as_array(counts)
+    counts = counts_array(counts)
     if not 0 <= sample_threshold <= 1:
         raise ValueError(f"sample_threshold must be a fraction in [0, 1], got {sample_threshold!r}")
     n_samples = counts.sizes[SAMPLE]
@@ -142,7 +130,7 @@ def filter_genes(
     >>> 0 < kept.sizes["gene"] < ds.sizes["gene"], kept.chunks is not None
     (True, True)
     """
-    counts = _as_array(counts)
+    counts = counts_array(counts)
     if aggregate:
         counts = aggregate_duplicate_genes(counts)
     feat = feature_dim(counts)

@@ -34,6 +34,7 @@ __all__ = [
     "EmptyLibraryError",
     "as_counts",
     "check_block",
+    "counts_array",
     "empty_library_error",
     "reread",
     "restore",
@@ -42,6 +43,31 @@ __all__ = [
 
 #: Sample chunk used when a NumPy-backed input is made lazy (~128 MiB of float64).
 _TARGET_CHUNK_BYTES = 128 * 2**20
+
+
+def counts_array(counts: Any) -> xr.DataArray:
+    """The counts DataArray of ``counts`` (a Dataset's ``counts``), validated.
+
+    Raises ``ValueError`` for a Dataset without ``counts`` or an array without a
+    ``sample`` and a feature dimension, ``TypeError`` for anything else.
+
+    Examples
+    --------
+    >>> import archs4x
+    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+    >>> counts_array(ds).name
+    'counts'
+    """
+    if isinstance(counts, xr.Dataset):
+        if COUNTS not in counts:
+            raise ValueError(f"the Dataset has no {COUNTS!r} variable")
+        counts = counts[COUNTS]
+    if not isinstance(counts, xr.DataArray):
+        raise TypeError(f"expected an xarray DataArray or Dataset, got {type(counts).__name__}")
+    feature_dim(counts)  # raises, naming the accepted feature dimensions
+    if SAMPLE not in counts.dims:
+        raise ValueError(f"expected a {SAMPLE!r} dimension, found {tuple(counts.dims)}")
+    return counts
 
 
 def as_counts(counts: Any, *, one_block: bool = False) -> tuple[xr.DataArray, str]:
@@ -60,12 +86,7 @@ def as_counts(counts: Any, *, one_block: bool = False) -> tuple[xr.DataArray, st
     >>> feat, arr.dims, arr.chunks
     ('gene', ('gene', 'sample'), ((4,), (3,)))
     """
-    if isinstance(counts, xr.Dataset):
-        if COUNTS not in counts:
-            raise ValueError(f"the Dataset has no {COUNTS!r} variable to normalize")
-        counts = counts[COUNTS]
-    if not isinstance(counts, xr.DataArray):
-        raise TypeError(f"expected an xarray DataArray or Dataset, got {type(counts).__name__}")
+    counts = counts_array(counts)
     feat = feature_dim(counts)
     if counts.ndim != 2 or SAMPLE not in counts.dims:
         raise ValueError(
