@@ -1,6 +1,7 @@
 """archs4x: the ARCHS4 RNA-seq compendium as lazy, labelled, out-of-core arrays.
 
-The flat public API; see the README for a tour.
+The flat public API; see the README for a tour.  Importing archs4x registers the
+``ds.archs4`` accessor and changes nothing else: no Dask, fsspec or warnings settings.
 
 Examples
 --------
@@ -13,45 +14,58 @@ Examples
 
 from __future__ import annotations
 
-from . import accessor as _accessor  # registers ds.archs4
-from . import align, catalog, compat, datasets, download, query
-from . import pushdown as _pushdown
+from . import accessor, align, catalog, compat, datasets, download, query
+from ._options import get_options, set_options
+from .backends import open_dataset
+from .backends.zarr import open_zarr
 from .catalog import versions
-from .dims import GENE, SAMPLE, TRANSCRIPT
-from .errors import ChunkDecodeError, EmptyLibraryError, IncompleteZarrError, NotArchs4Error
-from .genes import aggregate_duplicate_genes, expressed_genes, filter_genes
-from .interop import from_anndata, sample_table, to_anndata, to_pandas
-from .io import open_dataset
-from .listing import ls
-from .normalize import cpm, normalize, quantile_normalize, tmm_factors
-from .query import (
-    MissingIdsWarning,
-    genes,
-    index,
-    meta,
-    rand,
-    remove_single_cell,
-    samples,
-    search,
-    series,
+from .compute import (
+    aggregate_duplicate_genes,
+    cpm,
+    expressed_genes,
+    filter_genes,
+    normalize,
+    quantile_normalize,
+    tmm_factors,
 )
-from .zarr import open_zarr, to_zarr
+from .dims import GENE, SAMPLE, TRANSCRIPT
+from .errors import (
+    ChunkDecodeError,
+    ChunkReadError,
+    EmptyLibraryError,
+    FileChangedError,
+    IncompleteZarrError,
+    MissingIdsWarning,
+    NotArchs4Error,
+    RegexTimeoutError,
+    StoreIntegrityError,
+)
+from .listing import ls
+from .query import genes, index, meta, rand, remove_single_cell, samples, search, series
+from .storage.caches import clear_caches
+from .write import from_anndata, sample_table, to_anndata, to_pandas, to_zarr
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "GENE",
     "SAMPLE",
     "TRANSCRIPT",
     "ChunkDecodeError",
+    "ChunkReadError",
     "EmptyLibraryError",
+    "FileChangedError",
     "IncompleteZarrError",
     "MissingIdsWarning",
     "NotArchs4Error",
+    "RegexTimeoutError",
+    "StoreIntegrityError",
     "__version__",
+    "accessor",
     "aggregate_duplicate_genes",
     "align",
     "catalog",
+    "clear_caches",
     "compat",
     "cpm",
     "datasets",
@@ -60,6 +74,7 @@ __all__ = [
     "filter_genes",
     "from_anndata",
     "genes",
+    "get_options",
     "index",
     "ls",
     "meta",
@@ -74,12 +89,10 @@ __all__ = [
     "samples",
     "search",
     "series",
+    "set_options",
     "tmm_factors",
     "to_anndata",
     "to_pandas",
     "to_zarr",
     "versions",
 ]
-
-_pushdown.enable()
-del _accessor

@@ -6,9 +6,9 @@ import sys
 import time
 from typing import TextIO
 
+from .backends.open import open_dataset
+from .compute.normalize import normalize
 from .datasets import example_file
-from .io import open_dataset
-from .normalize import normalize
 
 __all__ = ["run_demo"]
 

@@ -24,7 +24,8 @@ import requests
 import urllib3
 
 from .catalog import release
-from .locks import file_lock
+from .errors import ChecksumError, DownloadError
+from .storage.locks import file_lock
 
 __all__ = ["ChecksumError", "DownloadError", "counts", "fetch"]
 
@@ -32,14 +33,6 @@ CHUNK = 1 << 16  # bytes per read: what a dropped connection can lose
 # errors raised by the raw stream when a connection breaks mid-body
 _STREAM_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException)
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
-
-
-class DownloadError(OSError):
-    """A download failed for good (HTTP error, retries exhausted, wrong size)."""
-
-
-class ChecksumError(ValueError):
-    """The downloaded bytes do not have the expected SHA1 (or MD5)."""
 
 
 class _Permanent(Exception):
@@ -181,7 +174,7 @@ def fetch(
     ...       retries=0, progress=False)
     Traceback (most recent call last):
     ...
-    archs4x.download.DownloadError: download of x.h5 failed: ...
+    archs4x.errors.DownloadError: download of x.h5 failed: ...
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import h5py
 
-from .files import open_h5
+from .storage.sources import open_source
 
 __all__ = ["Entry", "ls", "tree"]
 
@@ -45,7 +45,7 @@ def tree(path: str | os.PathLike) -> list[Entry]:
     >>> [e.path for e in tree(example_file())][:3]
     ['data', 'data/expression', 'meta']
     """
-    f = open_h5(path)
+    f = open_source(path).h5()
     out: list[Entry] = []
 
     def visit(name: str, obj) -> None:

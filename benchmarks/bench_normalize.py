@@ -36,7 +36,7 @@ METHODS = ("quantile", "log_quantile", "cpm", "tmm")
 _CHILD = r"""
 import json, resource, sys, time
 import archs4x
-from archs4x.normalize import normalize
+from archs4x.compute.normalize import normalize
 path, method, scheduler = sys.argv[1:4]
 ds = archs4x.open_dataset(path)
 client = cluster = None
@@ -132,7 +132,7 @@ def memory(args) -> dict:
     from rnanorm import TMM
 
     import archs4x
-    from archs4x.normalize import normalize
+    from archs4x.compute.normalize import normalize
 
     path = bench_file(67_186, 5_000)
     ds = archs4x.open_dataset(path).isel(sample=slice(0, args.memory_samples))

@@ -21,7 +21,7 @@ import numpy as np
 from _data import bench_file, save_results
 
 import archs4x
-from archs4x.backend import get_reader
+from tests._reads import get_reader
 
 
 def timed(fn, repeat):

@@ -29,8 +29,8 @@ from _data import bench_file, save_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import archs4x
+from archs4x import clear_caches as clear_cache
 from archs4x import remote
-from archs4x.files import clear_cache
 from tests._http import FileServer
 
 

@@ -26,7 +26,7 @@ from _data import bench_file, save_results
 CONVERT = """
 import json, resource, sys, time
 import archs4x
-from archs4x.zarr import to_zarr
+from archs4x import to_zarr
 src, out, layout = sys.argv[1:4]
 ds = archs4x.open_dataset(src)
 t = time.perf_counter()
@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import archs4x
-    from archs4x.zarr import open_zarr
+    from archs4x import open_zarr
 
     src = bench_file(args.genes, args.samples)
     out = Path(args.out)

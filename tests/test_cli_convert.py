@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import archs4x
+from archs4x import open_zarr
 from archs4x.cli import main
-from archs4x.zarr import open_zarr
 
 
 @pytest.mark.parametrize("layout", ["sample", "gene"])

@@ -72,9 +72,9 @@ def test_series_writes_zarr(small_file, ref, tmp_path):
     out = tmp_path / "s.zarr"
     r = run("series", small_file, gse, "--out", out, "--quiet")
     assert r.returncode == 0, r.stderr
-    import archs4x.zarr
+    import archs4x
 
-    back = archs4x.zarr.open_zarr(out)
+    back = archs4x.open_zarr(out)
     want = [i for i, s in enumerate(ref["series"]) if gse in s.split(",")]
     assert back.sample.values.tolist() == [ref["gsm"][i] for i in want]
     np.testing.assert_array_equal(back.counts.values, ref["counts"][:, want])

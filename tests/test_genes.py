@@ -10,7 +10,7 @@ from archs4py.utils import aggregate_duplicate_genes as a4_aggregate
 from archs4py.utils import filter_genes as a4_filter
 
 import archs4x
-from archs4x.genes import aggregate_duplicate_genes, expressed_genes, filter_genes
+from archs4x.compute.genes import aggregate_duplicate_genes, expressed_genes, filter_genes
 
 from ._laziness import raise_if_dask_computes
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import archs4x
-from archs4x.interop import from_anndata, sample_table, to_anndata, to_pandas
+from archs4x.write.interop import from_anndata, sample_table, to_anndata, to_pandas
 
 
 def test_to_pandas(gene_file, gene_matrix):
@@ -49,7 +49,7 @@ def test_anndata_round_trip(gene_file, gene_matrix, lazy):
 
 def test_repr_does_not_load_metadata(tmp_path, monkeypatch):
     p = archs4x.datasets.write_archs4_file(tmp_path / "wide.h5", n_genes=20, n_samples=30_000)
-    from archs4x import backend
+    from archs4x.backends import arrays as backend
 
     reads = []
     original = backend.FieldArray._raw_indexing_method

@@ -7,8 +7,8 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archs4x.normalize import cpm, quantile_normalize
-from archs4x.tmm import tmm_factors
+from archs4x.compute.normalize import cpm, quantile_normalize
+from archs4x.compute.tmm import tmm_factors
 
 from .test_normalize import ref_cpm, ref_quantile
 from .test_tmm import edger_tmm

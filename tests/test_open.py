@@ -10,10 +10,11 @@ import pytest
 import xarray as xr
 
 import archs4x
-from archs4x.backend import default_sample_chunk, get_reader
+from archs4x.backends.counts import default_sample_chunk
 from archs4x.datasets import SAMPLE_FIELDS
 
 from ._laziness import DaskComputed, raise_if_dask_computes
+from ._reads import get_reader
 
 
 def test_schema(gene_file):
@@ -52,7 +53,7 @@ def test_engine_entrypoint(gene_file):
 
 
 def test_guess_engine(gene_file, tmp_path):
-    from archs4x.backend import Archs4BackendEntrypoint
+    from archs4x.backends import Archs4BackendEntrypoint
 
     ep = Archs4BackendEntrypoint()
     assert ep.guess_can_open(str(gene_file))
@@ -73,19 +74,19 @@ def test_sel_reads_only_needed_chunks(gene_file, gene_matrix):
     ds = archs4x.open_dataset(gene_file, sample_chunk=64)
     reader = get_reader(str(gene_file))
     ids = [ds.sample.values[i] for i in (300, 5, 77, 5)]
-    reader.chunks_read = 0
+    reader.stats.chunks = 0
     got = ds.sel(sample=ids).counts.values
     np.testing.assert_array_equal(got, gene_matrix[:, [300, 5, 77, 5]])
     # 3 distinct samples x 3 row chunks (4,500 genes / 2,000), each read once
-    assert reader.chunks_read == 9
+    assert reader.stats.chunks == 9
 
 
 def test_isel_slice_and_scalar(gene_file, gene_matrix):
     ds = archs4x.open_dataset(gene_file, sample_chunk=50)
     reader = get_reader(str(gene_file))
-    reader.chunks_read = 0
+    reader.stats.chunks = 0
     np.testing.assert_array_equal(ds.counts.isel(sample=7).values, gene_matrix[:, 7])
-    assert reader.chunks_read == 3
+    assert reader.stats.chunks == 3
     np.testing.assert_array_equal(ds.counts.isel(sample=slice(48, 53)).values,
                                   gene_matrix[:, 48:53])  # fmt: skip
 
@@ -101,7 +102,7 @@ def test_open_and_select_are_lazy(gene_file):
 
 
 def test_metadata_is_not_read_at_open(gene_file, monkeypatch):
-    from archs4x import backend
+    from archs4x.backends import arrays as backend
 
     reads: list[str] = []
     original = backend.FieldArray._raw_indexing_method

@@ -299,15 +299,26 @@ def test_repair_text_is_searched_repaired(gene_file):
     assert plain.archs4.search("Î¼M", regex=False).sizes["sample"] == n_fixed - n_plain
 
 
-def test_large_selections_still_read_from_the_cache(ds, raw):
-    """After a large selection, metadata is still recognised as stored text."""
+def test_large_selections_still_read_from_the_cache(ds, raw, monkeypatch):
+    """After a large selection, metadata is still read from the cache, by position."""
+    from archs4x.backends import arrays
+
     pos = np.arange(400).repeat(400)  # 160,000 positions
     big = ds.isel(sample=pos)
-    assert query._file_field(big.title) is not None
-    assert query._file_field(big.title.str.upper()) is None  # computed: not stored text
+
+    def no_file_reads(self, key):
+        raise AssertionError("the field was read from the file, not the cache")
+
+    monkeypatch.setattr(arrays.FieldArray, "_raw_indexing_method", no_file_reads)
     with raise_if_dask_computes():
         col = query.sample_column(big, "title")
     assert col.to_pylist()[::400] == raw["title"]
+    # a coordinate the user replaced is read from its own values, not the cache
+    monkeypatch.undo()
+    upper = big.assign_coords(title=big.title.str.upper())
+    assert query.sample_column(upper, "title").to_pylist()[::400] == [
+        t.upper() for t in raw["title"]
+    ]
 
 
 def test_search_on_a_remote_file(gene_file, tmp_path, ds):

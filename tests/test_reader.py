@@ -9,9 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archs4x
-from archs4x.backend import get_reader
-from archs4x.chunks import ChunkReader, filter_plan
 from archs4x.datasets import write_archs4_file
+from archs4x.storage import open_source
+from archs4x.storage.codecs import filter_plan
+
+from ._reads import get_reader
 
 N_GENES, N_SAMPLES = 4500, 400
 
@@ -50,9 +52,9 @@ def test_dataset_selection_equals_h5py(gene_file, gene_matrix, cols, chunk):
 
 def test_each_chunk_read_once(gene_file):
     reader = get_reader(str(gene_file))
-    reader.chunks_read = 0
+    reader.stats.chunks = 0
     reader.read(slice(None), [3, 3, 3, 10, 3])
-    assert reader.chunks_read == 2 * 3
+    assert reader.stats.chunks == 2 * 3
 
 
 def test_negative_and_out_of_range(gene_file, gene_matrix):
@@ -93,9 +95,9 @@ def test_filter_mask_is_honoured(tmp_path):
         f["data/expression"].id.write_direct_chunk((0, 2), col.tobytes(), filter_mask=1)
     with h5py.File(p) as f:
         expected = f["data/expression"][:]
-    archs4x.files.clear_cache()
+    archs4x.clear_caches()
     np.testing.assert_array_equal(expected[:, 2], col)
-    got = ChunkReader(archs4x.files.open_h5(p)["data/expression"]).read(slice(None), [0, 2, 3])
+    got = open_source(p).counts_reader().read(slice(None), [0, 2, 3])
     np.testing.assert_array_equal(got, expected[:, [0, 2, 3]])
 
 
@@ -104,35 +106,67 @@ def test_unallocated_chunks_read_as_fill_value(tmp_path):
     write_archs4_file(p, n_genes=50, n_samples=6, seed=2)
     with h5py.File(p, "r+") as f:  # grow along samples without writing: unallocated chunks
         f["data/expression"].resize((50, 8))
-    reader = ChunkReader(archs4x.files.open_h5(p)["data/expression"])
+    reader = open_source(p).counts_reader()
     got = reader.read(slice(None), [7, 1])
     with h5py.File(p) as f:
         np.testing.assert_array_equal(got, f["data/expression"][:, [1, 7]][:, ::-1])
     assert (got[:, 0] == 0).all()
 
 
-def test_chunk_index_matches_hdf5(gene_file):
-    from archs4x.chunkindex import build_index, cached_index
-    from archs4x.files import open_h5
+def test_btree_and_chunk_list_locate_every_chunk_as_hdf5_does(tmp_path):
+    """The B-tree walker (and the chunk_iter list) agree with HDF5 on every chunk."""
+    from archs4x.storage.btree import ChunkBTree, btree_root
+    from archs4x.storage.chunktable import ChunkTable, table_from_btree, table_from_chunk_iter
 
-    dset = open_h5(gene_file)["data/expression"]
-    index = build_index(dset)
-    for r0, c0 in [(0, 0), (2000, 7), (4000, 399), (0, 123)]:
-        info = dset.id.get_chunk_info_by_coord((r0, c0))
-        assert index.locate(r0, c0) == (info.byte_offset, info.size, info.filter_mask)
-    again = cached_index(str(gene_file), dset)  # from the disk cache, memory-mapped
-    np.testing.assert_array_equal(np.asarray(again.table), index.table)
+    p = write_archs4_file(tmp_path / "t.h5", n_genes=4100, n_samples=700, seed=8)
+    src = open_source(p)
+    with h5py.File(p) as f:
+        dset = f["data/expression"]
+        address = f.id.links.get_info(b"/data/expression").u
+        want = {}
+        dset.id.chunk_iter(
+            lambda i: want.__setitem__(
+                (i.chunk_offset[0] // 2000, i.chunk_offset[1]), (i.byte_offset, i.size)
+            )
+        )
+        listed = ChunkTable(table_from_chunk_iter(dset))
+    root = btree_root(src.fetch, address, p.stat().st_size)
+    tree = ChunkBTree(src.fetch, root, (4100, 700), (2000, 1), "test", str(p))
+    coords = np.array(sorted(want))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(coords))  # any order, with repeats
+    query = np.concatenate([coords[order], coords[:5]])
+    walked = ChunkTable(table_from_btree(tree))
+    for locate in (tree.locate, listed.locate, walked.locate):
+        off, size, _ = locate(query)
+        assert [(int(a), int(b)) for a, b in zip(off, size, strict=False)] == [
+            want[tuple(c)] for c in query
+        ]
+    # chunks outside the tree are reported as never written
+    off, _, _ = tree.locate(np.array([[0, 10_000], [9, 0]]))
+    assert off.tolist() == [-1, -1]
 
 
-@pytest.mark.parametrize("use_index", [True, False], ids=["pread-index", "read_direct_chunk"])
-def test_both_read_paths_equal_h5py(gene_file, gene_matrix, use_index):
-    """The byte-offset (os.pread) path and the HDF5 direct-chunk path give the same."""
-    reader = ChunkReader(archs4x.files.open_h5(gene_file)["data/expression"])
-    if not use_index:  # as for a file that is not a plain local file
-        reader._local_path = None
+@pytest.mark.parametrize("path", ["btree", "table", "chunk_iter"])
+def test_every_locator_reads_equal_h5py(gene_file, gene_matrix, path, monkeypatch, tmp_path):
+    """The B-tree walk, the in-memory table and the chunk_iter table give the same."""
+    import shutil
+
+    from archs4x.storage import btree, sources
+
+    gene_file = shutil.copy(gene_file, tmp_path / "copy.h5")  # its own tables
+    if path == "chunk_iter":  # as for a file whose chunk index is not a v1 B-tree
+
+        def unsupported(*args, **kwargs):
+            raise btree.UnsupportedLayout("test")
+
+        monkeypatch.setattr(sources, "btree_root", unsupported)
+    if path == "btree":  # as for a large file: no table, the tree is walked per read
+        monkeypatch.setattr(sources, "SMALL_FILE_CHUNKS", 0)
+    archs4x.clear_caches()
+    reader = open_source(gene_file).counts_reader()
     cols = [399, 0, 17, 17, 250]
-    got = reader.read(slice(None), cols)
-    assert (reader._index is not None) == use_index
-    np.testing.assert_array_equal(got, gene_matrix[:, cols])
+    np.testing.assert_array_equal(reader.read(slice(None), cols), gene_matrix[:, cols])
     np.testing.assert_array_equal(reader.read([4499, 3, 2000], [5, 1]),
                                   gene_matrix[np.ix_([4499, 3, 2000], [5, 1])])  # fmt: skip
+    archs4x.clear_caches()

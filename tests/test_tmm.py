@@ -12,8 +12,9 @@ from rnanorm import TMM
 from scipy.stats import rankdata
 
 import archs4x
-from archs4x.normalize import EmptyLibraryError, normalize
-from archs4x.tmm import _trim_window, tmm_factors
+from archs4x.compute.normalize import normalize
+from archs4x.compute.tmm import _trim_window, tmm_factors
+from archs4x.errors import EmptyLibraryError
 
 from ._laziness import raise_if_dask_computes
 
@@ -209,13 +210,13 @@ def test_trim_window_is_the_average_rank_window(values, scale, trim):
 def test_reads_three_passes_and_the_reference_column(gene_file):
     """Input read for the zero genes, the statistics, the factors, plus the reference
     column alone (not a fourth pass)."""
-    from archs4x.backend import get_reader
+    from ._reads import get_reader
 
     ds = archs4x.open_dataset(gene_file, sample_chunk=50)
     lazy = tmm_factors(ds, empty="nan")
     reader = get_reader(str(gene_file))
-    reader.chunks_read = 0
+    reader.stats.chunks = 0
     with dask.config.set(scheduler="threads"):
         lazy.compute()
     per_column = -(-ds.sizes["gene"] // 2000)  # HDF5 chunks (2000, 1)
-    assert reader.chunks_read == (3 * ds.sizes["sample"] + 1) * per_column
+    assert reader.stats.chunks == (3 * ds.sizes["sample"] + 1) * per_column

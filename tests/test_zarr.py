@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archs4x
-from archs4x.backend import get_reader
-from archs4x.rechunk import plan_conversion
-from archs4x.zarr import IncompleteZarrError, open_zarr, to_zarr
+from archs4x import IncompleteZarrError, open_zarr, to_zarr
+from archs4x.write.plan import plan_conversion
 
 from ._laziness import raise_if_dask_computes
+from ._reads import get_reader
 
 
 def assert_same(z: xr.Dataset, src: xr.Dataset) -> None:
@@ -133,9 +133,9 @@ def test_bad_input(tmp_path, gene_ds):
 
 def test_gene_layout_reads_each_source_chunk_once(tmp_path, gene_file, gene_ds):
     reader = get_reader(gene_file)
-    reader.chunks_read = 0
+    reader.stats.chunks = 0
     to_zarr(gene_ds, tmp_path / "g.zarr", layout="gene", workers=1)
-    assert reader.chunks_read == 3 * 400  # ceil(4500 / 2000) row chunks x 400 samples
+    assert reader.stats.chunks == 3 * 400  # ceil(4500 / 2000) row chunks x 400 samples
 
 
 def test_two_pass_plan_for_sources_that_cannot_read_rows(tmp_path, gene_ds):

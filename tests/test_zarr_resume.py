@@ -15,12 +15,12 @@ import pytest
 import xarray as xr
 
 import archs4x
-from archs4x.zarr import IncompleteZarrError, open_zarr, to_zarr
+from archs4x import IncompleteZarrError, open_zarr, to_zarr
 
 OPTS = {"layout": "sample", "chunks": (4500, 1), "shards": (4500, 1), "workers": 1}
 WRITER = """
 import sys, archs4x
-from archs4x.zarr import to_zarr
+from archs4x import to_zarr
 to_zarr(archs4x.open_dataset(sys.argv[1]), sys.argv[2], **eval(sys.argv[3]))
 """
 

@@ -14,12 +14,17 @@
 
 from __future__ import annotations
 
-from ..download import ChecksumError, DownloadError
-from .fastq import FastqError
-from .kallisto import KallistoError, KallistoNotFound
+from ..errors import (
+    ChecksumError,
+    DownloadError,
+    FastqError,
+    KallistoError,
+    KallistoNotFound,
+    UnknownAccessionError,
+)
 from .pipeline import fastq, folder, merge, quantify
 from .reference import Reference, reference
-from .sra import UnknownAccessionError, load
+from .sra import load
 
 __all__ = [
     "ChecksumError",

@@ -23,6 +23,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import FastqError
+
 __all__ = [
     "FastqError",
     "Sample",
@@ -37,10 +39,6 @@ __all__ = [
 _EXT = re.compile(r"\.(fastq|fq)(\.gz)?$", re.IGNORECASE)
 # mate suffix: _1 _2, _R1 _R2 (optionally Illumina's _001), .1 .2 ; checked on the stem
 _MATE = re.compile(r"^(?P<base>.+?)(?P<sep>[._])(?P<r>[Rr]?)(?P<mate>[12])(?P<tail>_001)?$")
-
-
-class FastqError(ValueError):
-    """A FASTQ file is malformed, truncated, or its mate does not match."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +193,7 @@ def check_head(path: str | os.PathLike, n: int = 1000) -> list[bytes]:
     >>> check_head(p)
     Traceback (most recent call last):
     ...
-    archs4x.align.fastq.FastqError: ...r.fastq: record 1 (line 1): sequence and quality lengths ...
+    archs4x.errors.FastqError: ...r.fastq: record 1 (line 1): sequence and quality lengths ...
     """
     path = Path(path)
     ids: list[bytes] = []
@@ -242,7 +240,7 @@ def check_pair(first: str | os.PathLike, second: str | os.PathLike, n: int = 100
     >>> check_pair(d / "a_1.fq", d / "a_2.fq")
     Traceback (most recent call last):
     ...
-    archs4x.align.fastq.FastqError: mates do not match: read 1 is 'r1' in ...a_1.fq but 'r9' in ...
+    archs4x.errors.FastqError: mates do not match: read 1 is 'r1' in ...a_1.fq but 'r9' in ...
     """
     a, b = check_head(first, n), check_head(second, n)
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
@@ -277,7 +275,7 @@ def count_records(path: str | os.PathLike, block: int = 1 << 20) -> int:
     >>> count_records(p)
     Traceback (most recent call last):
     ...
-    archs4x.align.fastq.FastqError: ...r.fq.gz: truncated or corrupt gzip stream (...)
+    archs4x.errors.FastqError: ...r.fq.gz: truncated or corrupt gzip stream (...)
     """
     path = Path(path)
     lines = 0

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import KallistoError, KallistoNotFound
+
 __all__ = [
     "KallistoError",
     "KallistoNotFound",
@@ -36,14 +38,6 @@ __all__ = [
 ]
 
 ABUNDANCE_COLUMNS = ["target_id", "length", "eff_length", "est_counts", "tpm"]
-
-
-class KallistoNotFound(FileNotFoundError):
-    """No kallisto binary was found."""
-
-
-class KallistoError(RuntimeError):
-    """kallisto exited with a non-zero status (the message carries its stderr)."""
 
 
 def find_kallisto(kallisto: str | os.PathLike | None = None) -> str:
@@ -59,7 +53,7 @@ def find_kallisto(kallisto: str | os.PathLike | None = None) -> str:
     >>> find_kallisto("/no/such/kallisto")
     Traceback (most recent call last):
     ...
-    archs4x.align.kallisto.KallistoNotFound: kallisto binary '/no/such/kallisto' not found...
+    archs4x.errors.KallistoNotFound: kallisto binary '/no/such/kallisto' not found...
     """
     choice = kallisto or os.environ.get("ARCHS4X_KALLISTO") or "kallisto"
     found = shutil.which(str(choice))

@@ -240,7 +240,7 @@ def quantify(
             attrs=attrs,
         )
         if identifier == "symbol":
-            from ..genes import aggregate_duplicate_genes
+            from ..compute.genes import aggregate_duplicate_genes
 
             agg = aggregate_duplicate_genes(ds[COUNTS])
             ds = agg.to_dataset(name=COUNTS).assign_attrs(attrs)
@@ -547,7 +547,7 @@ def merge(
     theirs = archs4_ds[COUNTS] if isinstance(archs4_ds, xr.Dataset) else archs4_ds
     mine = result[var]
     if result.attrs.get("identifier") == "symbol":
-        from ..genes import aggregate_duplicate_genes
+        from ..compute.genes import aggregate_duplicate_genes
 
         theirs = aggregate_duplicate_genes(theirs)
     clash = np.intersect1d(mine[SAMPLE].values.astype(str), theirs[SAMPLE].values.astype(str))

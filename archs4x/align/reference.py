@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..download import fetch
-from ..locks import file_lock
+from ..storage.locks import file_lock
 from .kallisto import build_index, find_kallisto, kallisto_version
 
 __all__ = [
@@ -256,7 +256,7 @@ def _build(ref: Reference, kallisto: str | None) -> str:
 
 
 def _default_cache() -> Path:
-    from ..datasets import cache_dir
+    from .._options import cache_dir
 
     return cache_dir() / "align"
 
@@ -301,7 +301,7 @@ def reference(
     ------
     ValueError
         Unknown species, headers without ``gene:``.
-    archs4x.download.DownloadError
+    archs4x.errors.DownloadError
         The release/species does not exist on the server (HTTP 404) or the download failed.
 
     Examples

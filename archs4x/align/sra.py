@@ -28,7 +28,8 @@ from typing import Literal
 import pandas as pd
 import requests
 
-from ..download import DownloadError, fetch
+from ..download import fetch
+from ..errors import DownloadError, UnknownAccessionError
 from .fastq import split_name
 
 __all__ = ["ENA_URL", "UnknownAccessionError", "ena_files", "load"]
@@ -36,10 +37,6 @@ __all__ = ["ENA_URL", "UnknownAccessionError", "ena_files", "load"]
 ENA_URL = "https://www.ebi.ac.uk/ena/portal/api"
 _ACCESSION = re.compile(r"^[A-Z]{2,6}\d{1,12}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-
-
-class UnknownAccessionError(ValueError):
-    """ENA / SRA knows no run (with FASTQ files) for an accession."""
 
 
 def _check_accession(acc: str) -> str:
@@ -200,7 +197,7 @@ def load(
         A malformed accession (checked before any network access).
     UnknownAccessionError
         ENA/SRA knows no run with FASTQ files for an accession.
-    archs4x.download.DownloadError (or ChecksumError on an MD5 mismatch)
+    archs4x.errors.DownloadError (or ChecksumError on an MD5 mismatch)
         A download failed or did not match ENA's size/MD5.
 
     Examples

@@ -15,7 +15,7 @@ import xarray as xr
 SHOW_FIELDS = ["series_id", "source_name_ch1", "title"]
 OUT_HELP = (
     "write the selected counts: .parquet or .csv (genes x samples, Ensembl id index, "
-    "symbol column) or .zarr (counts and metadata, via archs4x.zarr.to_zarr)"
+    "symbol column) or .zarr (counts and metadata, via archs4x.to_zarr)"
 )
 
 
@@ -32,7 +32,7 @@ def warnings_to_stderr(command: str):
 def open_with_queries(path: str) -> xr.Dataset:
     """Open ``path`` with the ``ds.archs4`` accessor registered."""
     from .. import accessor  # noqa: F401
-    from ..io import open_dataset
+    from ..backends.open import open_dataset
 
     return open_dataset(path)
 
@@ -91,12 +91,9 @@ def write_counts(ds: xr.Dataset, out: str, *, quiet: bool) -> None:
     """Write the selected counts to ``out`` (format from the suffix)."""
     suffix = Path(out.rstrip("/")).suffix.lower()
     if suffix == ".zarr":
-        try:
-            from ..zarr import to_zarr
-        except ImportError:  # pragma: no cover - archs4x.zarr ships with archs4x
-            ds.to_zarr(out, mode="w")
-        else:
-            to_zarr(ds, out, progress=not quiet, overwrite=True)
+        from ..write.zarr import to_zarr
+
+        to_zarr(ds, out, progress=not quiet, overwrite=True)
     elif suffix in (".parquet", ".csv", ".tsv"):
         write_table(counts_table(ds, quiet=quiet), out)
         return

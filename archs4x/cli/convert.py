@@ -53,8 +53,8 @@ def _storage_options(items: list[str]) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..io import open_dataset
-    from ..zarr import to_zarr
+    from ..backends.open import open_dataset
+    from ..write.zarr import to_zarr
 
     ds = open_dataset(args.file)
     if args.search:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..backends.open import open_dataset
 from ..dims import COUNTS, SAMPLE, feature_dim
-from ..files import file_identity
-from ..io import open_dataset
 from ..progress import compute
+from ..storage.caches import LRUCache
+from ..storage.sources import open_source
 
 __all__ = ["META_FIELDS", "SEARCH_FIELDS", "counts_frame", "meta_frame", "open_file"]
 
@@ -24,36 +23,19 @@ META_FIELDS = ["geo_accession", "series_id", "characteristics_ch1", "extract_pro
 SEARCH_FIELDS = ["characteristics_ch1", "extract_protocol_ch1", "source_name_ch1", "title"]
 
 
-_opened: OrderedDict[tuple, xr.Dataset] = OrderedDict()
-_opened_lock = threading.Lock()
-_KEEP = 4
+_opened: LRUCache[xr.Dataset] = LRUCache("compat-datasets", capacity=lambda: 4)
 
 
 def open_file(file: str | os.PathLike) -> xr.Dataset:
     """Open ``file`` with :func:`archs4x.open_dataset` (the query accessor registered).
 
     archs4py functions take a path at every call; the lazy Dataset of the last few
-    files is kept (keyed by path, size and mtime, so a changed file is reopened), so a
-    script calling ``data.samples(file, ...)`` in a loop does not re-read the gene ids.
+    file versions is kept (keyed by the source's identity, so a changed file is opened
+    again), so a script calling ``data.samples(file, ...)`` in a loop does not re-read
+    the gene ids.
     """
-    from .. import accessor  # noqa: F401  (registers ds.archs4)
-
-    if "://" in str(file):  # remote: no local identity to key on
-        return open_dataset(file)
-    key = file_identity(file)
-    with _opened_lock:
-        ds = _opened.get(key)
-        if ds is not None:
-            _opened.move_to_end(key)
-            return ds
-    ds = open_dataset(file)
-    with _opened_lock:
-        for k in [k for k in _opened if k[0] == key[0]]:
-            del _opened[k]
-        _opened[key] = ds
-        while len(_opened) > _KEEP:
-            _opened.popitem(last=False)
-    return ds
+    source = open_source(file)
+    return _opened.get_or_make(source, lambda: open_dataset(source))
 
 
 def row_labels(ds: xr.Dataset) -> np.ndarray:

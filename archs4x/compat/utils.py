@@ -82,7 +82,7 @@ def normalize(
     >>> normalize(df, "cpm").round(0).values.tolist()
     [[100000.0, 300000.0], [900000.0, 700000.0]]
     """
-    from ..normalize import normalize as _normalize
+    from ..compute.normalize import normalize as _normalize
 
     kwargs = {"sum_trim": tmm_outlier} if method == "tmm" else {}
     out = to_frame(_normalize(to_dataarray(counts), method=method, dtype=np.float32, **kwargs))
@@ -99,7 +99,7 @@ def aggregate_duplicate_genes(exp: pd.DataFrame) -> pd.DataFrame:
     >>> aggregate_duplicate_genes(df).values.tolist()
     [[3, 4], [6, 8]]
     """
-    from ..genes import aggregate_duplicate_genes as _aggregate
+    from ..compute.genes import aggregate_duplicate_genes as _aggregate
 
     out = to_frame(_aggregate(to_dataarray(exp)))
     return out.sort_index()
@@ -123,7 +123,7 @@ def filter_genes(
     >>> filter_genes(df, readThreshold=20, sampleThreshold=0.5).index.tolist()
     ['B', 'C']
     """
-    from ..genes import filter_genes as _filter
+    from ..compute.genes import filter_genes as _filter
 
     arr = _filter(to_dataarray(exp), read_threshold=readThreshold,
                   sample_threshold=sampleThreshold, aggregate=aggregate)  # fmt: skip

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .dims import COUNTS, SAMPLE, feature_dim
+from ..dims import COUNTS, SAMPLE, feature_dim
 
 __all__ = ["from_anndata", "sample_table", "to_anndata", "to_pandas"]
 

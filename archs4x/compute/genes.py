@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .dims import SAMPLE, feature_dim
-from .passes import counts_array
+from ..dims import SAMPLE, feature_dim
+from .validate import counts_array
 
 __all__ = ["aggregate_duplicate_genes", "expressed_genes", "filter_genes"]
 

@@ -13,11 +13,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["decode_strings", "repair_mojibake"]
+__all__ = ["MOJIBAKE_PATTERN", "decode_strings", "repair_mojibake"]
 
-# A double-encoded multi-byte UTF-8 sequence: a lead byte (0xC2-0xF4) as Latin-1,
-# followed by continuation bytes (0x80-0xBF) as Latin-1.
-_MOJIBAKE = re.compile("[\u00c2-\u00f4][\u0080-\u00bf]")
+#: A double-encoded multi-byte UTF-8 sequence: a lead byte (0xC2-0xF4) as Latin-1,
+#: followed by a continuation byte (0x80-0xBF) as Latin-1 (RE2 and Python syntax).
+MOJIBAKE_PATTERN = "[\u00c2-\u00f4][\u0080-\u00bf]"
+_MOJIBAKE = re.compile(MOJIBAKE_PATTERN)
 
 
 def repair_mojibake(s: str) -> str:

@@ -1,17 +1,9 @@
-"""Multi-pass, out-of-core Dask graphs over a counts matrix.
+"""Validating a counts matrix and shaping it for the out-of-core passes.
 
-Normalizations such as quantile and TMM need a statistic of *all* samples (a target
-distribution, a reference sample) before any output column can be written.  Built
-naively, such a graph shares each input block between the statistic and the output, and
-Dask must then keep every block in memory until the statistic is ready: the whole matrix.
-
-:func:`reread` gives a *fresh copy* of the input graph (new keys, via
-:func:`dask.graph_manipulation.bind`) whose reads start only after the statistics it
-depends on are computed.  Each pass then streams over the samples in bounded memory; the
-price is one more read of the input per pass, which is what out of core means.
-
-:func:`as_counts` puts any (feature, sample) DataArray into the shape the passes expect:
-feature dimension first, Dask-backed, all features in one chunk.
+Every compute function starts with :func:`counts_array` (one place that says what a
+counts matrix is) or :func:`as_counts` (the same, shaped for the passes: feature
+dimension first, Dask-backed, all features in one chunk), and reports compute-time
+problems with :func:`check_block` and :func:`empty_library_error`, naming the sample.
 """
 
 from __future__ import annotations
@@ -22,21 +14,15 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask._task_spec import Task, TaskRef, convert_legacy_graph
-from dask.base import tokenize
-from dask.graph_manipulation import checkpoint
-from dask.highlevelgraph import HighLevelGraph
 
-from .dims import COUNTS, SAMPLE, feature_dim
-from .errors import EmptyLibraryError
+from ..dims import COUNTS, SAMPLE, feature_dim
+from ..errors import EmptyLibraryError
 
 __all__ = [
-    "EmptyLibraryError",
     "as_counts",
     "check_block",
     "counts_array",
     "empty_library_error",
-    "reread",
     "restore",
     "sample_labels",
 ]
@@ -105,52 +91,6 @@ def as_counts(counts: Any, *, one_block: bool = False) -> tuple[xr.DataArray, st
     elif len(counts.chunks[0]) > 1:
         counts = counts.chunk({feat: -1})
     return counts, feat
-
-
-def _first(value: Any, *_after: Any) -> Any:
-    return value
-
-
-_first.passthrough = True  # archs4x.pushdown sees through it to the array it gates
-
-
-def _renamed(key: Any, token: str) -> Any:
-    if isinstance(key, tuple):
-        return (f"{key[0]}-reread-{token}", *key[1:])
-    return f"{key}-reread-{token}"
-
-
-def reread(data: da.Array, *after: Any) -> da.Array:
-    """A fresh copy of ``data``'s whole graph whose reads start after ``after`` are computed.
-
-    Every key of ``data``'s graph is renamed (so no task, in particular no read, is shared
-    with another pass) and every task without dependencies waits for a checkpoint of
-    ``after``.  (:func:`dask.graph_manipulation.bind` keeps the layers the parents share
-    with ``data``, e.g. the source blocks of a sample selection, which would then stay in
-    memory between passes.)
-
-    Examples
-    --------
-    >>> import dask.array as da
-    >>> x = da.ones((4, 6), chunks=(4, 2))
-    >>> total = x.sum()
-    >>> y = reread(x, total)
-    >>> y.name != x.name, float((y / total).sum().compute())
-    (True, 1.0)
-    """
-    gate = checkpoint(*after)
-    token = tokenize(data.name, gate.key)
-    graph = convert_legacy_graph(dict(data.__dask_graph__()))
-    subs = {key: _renamed(key, token) for key in graph}
-    new: dict = {}
-    for key, node in graph.items():
-        node = node.substitute(subs, key=subs[key])
-        if not node.dependencies:
-            node = Task(subs[key], _first, node, TaskRef(gate.key))
-        new[subs[key]] = node
-    name = _renamed(data.name, token)
-    hlg = HighLevelGraph.from_collections(name, new, dependencies=[gate])
-    return da.Array(hlg, name, data.chunks, meta=data._meta)
 
 
 def restore(

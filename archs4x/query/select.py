@@ -3,8 +3,9 @@
 Every function takes a Dataset made by :func:`archs4x.open_dataset` (or any selection of
 one) and returns a Dataset selected with ``ds.isel``, so ``counts`` stays lazy and a later
 compute reads only the selected samples' chunks.  Nothing here asks Dask to compute:
-metadata is matched on Arrow columns from :mod:`archs4x.metacache` (built once per file,
-memory-mapped after), or on in-memory coordinates for Datasets that are not file-backed.
+metadata is matched on Arrow columns from :mod:`archs4x.query.metacache` (built once per
+file, memory-mapped after) taken at the samples' positions, or on the coordinates' own
+values for Datasets that are not file-backed (:func:`archs4x.query.columns.sample_column`).
 
 No match gives an empty Dataset with the same variables and coordinates (0 samples),
 never ``None``.  Unknown ids are reported (warning, error or silence: ``missing=``).
@@ -16,34 +17,29 @@ from __future__ import annotations
 import os
 import random
 import re
-import threading
+import sys
 import warnings
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 import xarray as xr
 
-from .dims import SAMPLE, feature_dim
-from .files import file_identity
-from .metacache import MetaCache
+from ..dims import SAMPLE, feature_dim
+from ..errors import MissingIdsWarning
+from .columns import resolve_sample_name, sample_column
+from .matching import match
 
 __all__ = [
     "DEFAULT_FIELDS",
-    "MissingIdsWarning",
-    "field",
+    "SINGLE_CELL_FIELD",
+    "Missing",
     "genes",
     "index",
-    "match",
-    "meta",
     "rand",
     "remove_single_cell",
-    "sample_column",
-    "sample_fields",
     "samples",
     "search",
     "series",
@@ -51,235 +47,9 @@ __all__ = [
 
 #: The fields :func:`search` looks in by default (those of archs4py ``meta.meta``).
 DEFAULT_FIELDS = ("characteristics_ch1", "extract_protocol_ch1", "source_name_ch1", "title")
-SAMPLE_ID_FIELD = "geo_accession"
 SINGLE_CELL_FIELD = "singlecellprobability"
 Missing = Literal["warn", "raise", "ignore"]
 _SHOW = 20
-
-
-class MissingIdsWarning(UserWarning):
-    """Some requested ids (samples, series or gene symbols) are not in the Dataset."""
-
-
-# --------------------------------------------------------------------------------------
-# Sample metadata columns, aligned with a Dataset's samples
-# --------------------------------------------------------------------------------------
-def _unwrap_field_array(obj: Any):
-    from .backend import FieldArray, unwrap
-
-    return unwrap(obj, FieldArray)
-
-
-def _file_field(var: xr.DataArray) -> tuple[str, str, bool] | None:
-    """``(source, field, repair)`` when ``var`` is the file's stored metadata, as
-    :func:`archs4x.open_dataset` exposes it (a lazily indexed file array, any selection
-    applied); None for anything computed from it, or in memory."""
-    fa = _unwrap_field_array(var.variable._data)
-    if fa is None:
-        return None
-    return fa.source, fa.path.rsplit("/", 1)[-1], bool(fa.repair)
-
-
-_index_lock = threading.Lock()
-# the last mapping computed per file: a search asks for it once per field
-_last_positions: dict[str, tuple] = {}
-_file_indexes: dict[tuple, pd.Index] = {}
-
-
-def _file_index(source: str) -> pd.Index:
-    """The file's sample ids (``geo_accession``) as a pandas Index, kept per file version."""
-    ident = file_identity(source)
-    with _index_lock:
-        idx = _file_indexes.get(ident)
-    if idx is None:
-        col = MetaCache(source).column(SAMPLE_ID_FIELD)
-        idx = pd.Index(col.to_numpy(), dtype=object, name=SAMPLE)
-        with _index_lock:
-            for k in [k for k in _file_indexes if k[0] == ident[0]]:
-                del _file_indexes[k]
-            _file_indexes[ident] = idx
-    return idx
-
-
-def _file_positions(ds: xr.Dataset, source: str) -> np.ndarray | slice | None:
-    """Positions of ``ds``'s samples in the file: ``slice(None)`` if all in file order,
-    an index array, or None if some sample is not in the file (mapping impossible)."""
-    ids = ds.indexes[SAMPLE]
-    file_ids = _file_index(source)
-    memo = _last_positions.get(source)
-    if memo is not None and memo[0]() is ids and memo[1]() is file_ids:
-        return memo[2]
-    if len(ids) == len(file_ids) and (ids is file_ids or ids.equals(file_ids)):
-        pos = slice(None)
-    elif not file_ids.is_unique:
-        pos = None
-    else:
-        pos = file_ids.get_indexer(ids)
-        pos = None if (pos < 0).any() else pos
-    _last_positions[source] = (weakref.ref(ids), weakref.ref(file_ids), pos)
-    return pos
-
-
-def sample_fields(ds: xr.Dataset) -> list[str]:
-    """Names of the sample metadata coordinates of ``ds`` (the GSM index excluded).
-
-    Examples
-    --------
-    >>> import archs4x
-    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
-    >>> "series_id" in sample_fields(ds), "sample" in sample_fields(ds)
-    (True, False)
-    """
-    return [k for k, v in ds.coords.items() if v.dims == (SAMPLE,) and k != SAMPLE]
-
-
-def _resolve_sample_name(ds: xr.Dataset, name: str) -> str:
-    if name in (SAMPLE_ID_FIELD, SAMPLE) and name not in sample_fields(ds):
-        # "sample" is the stored SRA field (coordinate "sample_name") when present
-        if name == SAMPLE and "sample_name" in ds.coords:
-            return "sample_name"
-        return SAMPLE
-    if name in ds.coords and ds.coords[name].dims == (SAMPLE,):
-        return name
-    raise KeyError(
-        f"{name!r} is not a sample field of this Dataset; available: "
-        f"{', '.join([SAMPLE_ID_FIELD, *sorted(sample_fields(ds))])}"
-    )
-
-
-def _is_local_file(source: Any) -> bool:
-    """Remote sources (URLs, fsspec objects) are not cached: their values are read."""
-    return (
-        isinstance(source, str | os.PathLike)
-        and "://" not in str(source)
-        and (os.path.isfile(source))
-    )
-
-
-def sample_column(ds: xr.Dataset, name: str) -> pa.Array | pa.ChunkedArray:
-    """One sample field of ``ds`` as an Arrow array aligned with ``ds``'s samples.
-
-    File-backed fields come from :class:`archs4x.metacache.MetaCache` (no Dask compute);
-    fields held in memory, or changed by the user, are converted from their values.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-    name : str
-        A sample coordinate name, or a stored field name (``geo_accession`` is the
-        ``sample`` index, ``sample`` the SRA id coordinate ``sample_name``).
-
-    Examples
-    --------
-    >>> import archs4x
-    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
-    >>> sample_column(ds.isel(sample=[2, 0]), "geo_accession").to_pylist()
-    ['GSM1000008', 'GSM1000000']
-    """
-    coord = _resolve_sample_name(ds, name)
-    if coord == SAMPLE:
-        return pa.array(np.asarray(ds.indexes[SAMPLE], dtype=object), type=pa.large_string())
-    var = ds.coords[coord]
-    backing = _file_field(var)
-    if backing is not None and _is_local_file(backing[0]):
-        source, fname, repair = backing
-        pos = _file_positions(ds, source)
-        if pos is not None:
-            col = MetaCache(source, repair=repair).column(fname)
-            return col if isinstance(pos, slice) else col.take(pa.array(pos, pa.int64()))
-    values = np.asarray(var.values)
-    if values.dtype == object:
-        return pa.array(values.astype(str), type=pa.large_string())
-    return pa.array(values)
-
-
-# --------------------------------------------------------------------------------------
-# Matching
-# --------------------------------------------------------------------------------------
-_WS = re.compile(r"\s+")
-
-
-def match(
-    term: str, *, regex: bool = True, case: bool = False, ignore_whitespace: bool = False
-) -> Callable[[pa.Array | pa.ChunkedArray], np.ndarray]:
-    """A vectorised matcher: ``match(term)(column)`` -> boolean NumPy mask.
-
-    Regular expressions use Python's :mod:`re` syntax and are run with RE2 (through
-    ``pyarrow.compute``); patterns RE2 cannot run (look-around, back-references) fall
-    back to Python's :mod:`re`, with the same results.
-
-    Parameters
-    ----------
-    term : str
-        A regular expression (``regex=True``) or a literal substring.
-    regex : bool, default True
-    case : bool, default False
-        Match case-sensitively.
-    ignore_whitespace : bool, default False
-        Remove whitespace from both the text and the term before matching, so
-        ``"skeletal muscle"`` matches ``"skeletalmuscle"`` and the reverse.
-
-    Raises
-    ------
-    ValueError
-        ``term`` is not a valid regular expression (the message says why and suggests
-        ``regex=False``).
-    TypeError
-        ``term`` is not a string.
-
-    Examples
-    --------
-    >>> import pyarrow as pa
-    >>> col = pa.array(["Skeletal muscle", "liver", "muscle (leg)"])
-    >>> match("MUSCLE")(col)
-    array([ True, False,  True])
-    >>> match("muscle (", regex=False)(col)
-    array([False, False,  True])
-    >>> match("skeletalmuscle", ignore_whitespace=True)(col)
-    array([ True, False, False])
-    >>> match("muscle (")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: invalid regular expression 'muscle (': missing ), ... pass regex=False ...
-    """
-    if not isinstance(term, str):
-        raise TypeError(f"search term must be a str, got {type(term).__name__}")
-    if ignore_whitespace:
-        term = _WS.sub("", term)
-    if regex:
-        try:
-            compiled = re.compile(term, 0 if case else re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(
-                f"invalid regular expression {term!r}: {exc}; "
-                "pass regex=False to match the text literally"
-            ) from None
-        try:
-            pc.match_substring_regex(pa.array([""], pa.large_string()), term, ignore_case=not case)
-            use_re2 = True
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            use_re2 = False
-    else:
-        compiled, use_re2 = None, True
-
-    def run(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-            col = pc.cast(col, pa.large_string())
-        if ignore_whitespace:
-            col = pc.replace_substring_regex(col, r"\s+", "")
-        if not regex:
-            hit = pc.match_substring(col, term, ignore_case=not case)
-        elif use_re2:
-            hit = pc.match_substring_regex(col, term, ignore_case=not case)
-        else:
-            return np.fromiter(
-                (s is not None and compiled.search(s) is not None for s in col.to_pylist()),
-                dtype=bool,
-                count=len(col),
-            )
-        return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-    return run
 
 
 def _check_missing(missing: str) -> None:
@@ -299,10 +69,7 @@ def _report_missing(what: str, absent: Sequence[str], missing: str) -> None:
 
 def _caller_level() -> int:
     """``stacklevel`` pointing at the first frame outside archs4x (the user's call)."""
-    import os
-    import sys
-
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
@@ -374,7 +141,7 @@ def search(
     if not names:
         raise ValueError("fields must name at least one sample field")
     for name in names:
-        _resolve_sample_name(ds, name)  # KeyError before any work
+        resolve_sample_name(ds, name)  # KeyError before any work
     mask = np.zeros(ds.sizes[SAMPLE], dtype=bool)
     for name in names:
         mask |= matcher(sample_column(ds, name))
@@ -608,93 +375,3 @@ def genes(ds: xr.Dataset, symbols: str | Iterable[str], *, missing: Missing = "w
     found = set(code[rows].tolist())
     _report_missing("symbols", [s for i, s in enumerate(wanted) if i not in found], missing)
     return ds.isel({fdim: rows})
-
-
-# --------------------------------------------------------------------------------------
-# Metadata out
-# --------------------------------------------------------------------------------------
-def _column_values(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        # pandas conversion shares one str object per distinct value: faster, smaller
-        return np.asarray(col.to_pandas(), dtype=object)
-    return col.to_numpy(zero_copy_only=False)
-
-
-def meta(ds: xr.Dataset, fields: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Sample metadata of ``ds`` as a DataFrame (samples x fields, indexed by GSM id).
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-    fields : str or sequence of str, optional
-        Fields to return (coordinate or stored names); every sample field when omitted.
-
-    Examples
-    --------
-    >>> import archs4x
-    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
-    >>> df = meta(ds.isel(sample=[1, 0]), ["series_id", "title"])
-    >>> df.shape, df.index.tolist()
-    ((2, 2), ['GSM1000003', 'GSM1000000'])
-    """
-    if fields is None:
-        names = [SAMPLE_ID_FIELD, *sample_fields(ds)]
-    else:
-        names = [fields] if isinstance(fields, str) else list(fields)
-    data = {name: _column_values(sample_column(ds, name)) for name in names}
-    return pd.DataFrame(data, index=pd.Index(np.asarray(ds.indexes[SAMPLE]), name=SAMPLE))
-
-
-_FEATURE_ALIASES = {
-    "gene_symbol": "symbol",
-    "ensembl_gene": "index",
-    "ensembl_gene_id": "index",
-    "ensembl_id": "index",
-}
-
-
-def field(ds: xr.Dataset, name: str) -> pd.Series:
-    """All values of one sample, gene or transcript field, as a Series.
-
-    Stored names work (``geo_accession``, ``gene_symbol``, ``ensembl_gene``...) as well as
-    coordinate names.  ``"sample"`` is the stored SRA field (coordinate ``sample_name``),
-    as in archs4py; the GSM ids are ``"geo_accession"``.
-
-    Returns
-    -------
-    pandas.Series
-        Indexed by sample ids for sample fields, by feature ids for gene or transcript
-        fields.
-
-    Raises
-    ------
-    KeyError
-        Unknown field; the message lists the available sample and feature fields.
-
-    Examples
-    --------
-    >>> import archs4x
-    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
-    >>> field(ds, "symbol").iloc[:2].tolist()
-    ['ACTB', 'GAPDH']
-    >>> field(ds, "title").index[0]
-    'GSM1000000'
-    """
-    fdim = feature_dim(ds)
-    feature_coords = [k for k, v in ds.coords.items() if v.dims == (fdim,)]
-    sample_names = [SAMPLE_ID_FIELD, *sample_fields(ds)]
-    if name in sample_names or name == SAMPLE:
-        col = _column_values(sample_column(ds, name))
-        return pd.Series(col, index=pd.Index(np.asarray(ds.indexes[SAMPLE]), name=SAMPLE),
-                         name=name)  # fmt: skip
-    target = name if name in feature_coords else _FEATURE_ALIASES.get(name)
-    if target == "index" and name not in feature_coords:
-        target = fdim
-    if target is not None and target in feature_coords:
-        values = np.asarray(ds.coords[target].values)
-        return pd.Series(values, index=pd.Index(np.asarray(ds.indexes[fdim]), name=fdim),
-                         name=name)  # fmt: skip
-    raise KeyError(
-        f"{name!r} is not a field of this Dataset; available sample fields: "
-        f"{', '.join(sample_names)}; available {fdim} fields: {', '.join(feature_coords)}"
-    )

@@ -23,18 +23,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .passes import (
-    EmptyLibraryError,
-    as_counts,
-    check_block,
-    empty_library_error,
-    reread,
-    restore,
-    sample_labels,
-)
+from .passes import reread
 from .tmm import tmm_factors
+from .validate import as_counts, check_block, empty_library_error, restore, sample_labels
 
-__all__ = ["METHODS", "EmptyLibraryError", "cpm", "normalize", "quantile_normalize"]
+__all__ = ["METHODS", "cpm", "normalize", "quantile_normalize"]
 
 METHODS = ("log_quantile", "quantile", "cpm", "tmm")
 TIES = ("mean", "average_rank")

@@ -35,16 +35,15 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask._task_spec import DataNode, convert_legacy_graph
 
-from .dims import SAMPLE
-from .passes import as_counts, check_block, empty_library_error, reread, sample_labels
+from ..backends.counts import Archs4Array
+from ..dims import SAMPLE
+from .passes import reread
+from .validate import as_counts, check_block, empty_library_error, sample_labels
 
 __all__ = ["tmm_factors"]
 
 _BATCH = 64
-#: NumPy data above this size in a graph means the input is in memory.
-_SMALL = 2**20
 _MAGNITUDE = np.int64(2**63 - 1)
 
 
@@ -102,41 +101,12 @@ def _choose_ref(stats: np.ndarray) -> np.ndarray:
     return np.array([float(ref), lib[ref]])
 
 
-class _Source:
-    """A Dask array carried into a task *without* making it a dependency of the task."""
-
-    def __init__(self, data: da.Array) -> None:
-        self.data = data
-
-    def __dask_tokenize__(self) -> tuple:
-        return ("archs4x-tmm-source", self.data.name)
-
-
-def _in_memory(data: da.Array) -> bool:
-    """Whether ``data``'s graph embeds NumPy data (then a pass over it costs no read)."""
-    graph = convert_legacy_graph(dict(data.__dask_graph__()))
-    for node in graph.values():
-        if isinstance(node, DataNode):
-            value = node.value
-            for _ in range(8):  # unwrap xarray's indexing adapters
-                if isinstance(value, np.ndarray):
-                    if value.nbytes > _SMALL:
-                        return True
-                    break
-                value = getattr(value, "array", None)
-    return False
-
-
-def _read_column(ref: np.ndarray, source: _Source) -> np.ndarray:
-    """The reference column ``ref[0]``, read alone (the selection is pushed down to the reader)."""
+def _read_column(ref: np.ndarray, source: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The reference column ``ref[0]`` of a file-backed input, read alone (one sample)."""
     j = int(ref[0])
-    out = np.zeros((source.data.shape[0], 1))
+    out = np.zeros((rows.size, 1))
     if j >= 0:
-        # optimise first so that a sample selection in ``data`` is already pushed down
-        # into its reads, then select the column from that: one sample is read
-        (data,) = dask.optimize(source.data)
-        (col,) = dask.compute(data[:, [j]], scheduler="sync")
-        out[:, 0] = col[:, 0]
+        out[:, 0] = source.counts_reader().read(rows, [int(cols[j])])[:, 0]
     return out
 
 
@@ -347,7 +317,18 @@ def tmm_factors(
         lib_ref = arr.data[:, pos].sum(dtype=np.float64)
         ref = da.stack([da.asarray(float(pos)), lib_ref]).rechunk(-1)
     ref_index, ref_lib = ref[0], ref[1]
-    if _in_memory(data):  # a pass costs nothing: pick the column out of its block
+    if isinstance(data, Archs4Array):  # read that one sample, not the whole input again
+        ref_col = da.map_blocks(
+            _read_column,
+            ref,
+            data.source,
+            data.rows,
+            data.cols,
+            new_axis=1,
+            chunks=(data.chunks[0], (1,)),
+            dtype=np.float64,
+        )
+    else:  # derived or in-memory input: pick the column out of its block in a pass
         n_blocks = len(data.chunks[1])
         ref_col = da.map_blocks(
             _ref_column_block,
@@ -356,15 +337,6 @@ def tmm_factors(
             dtype=np.float64,
             chunks=(data.chunks[0], (1,) * n_blocks),
         ).sum(axis=1, keepdims=True)
-    else:  # read that one sample, not the whole input again
-        ref_col = da.map_blocks(
-            _read_column,
-            ref,
-            _Source(data),
-            new_axis=1,
-            chunks=(data.chunks[0], (1,)),
-            dtype=np.float64,
-        )
     options = (logratio_trim, sum_trim, bool(do_weighting), a_cutoff)
     raw = da.map_blocks(
         _factors_block,

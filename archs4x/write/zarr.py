@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -37,25 +36,30 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-from xarray.core import indexing
 from zarr.codecs import BloscCodec
 
-from .backend import OuterIndexedArray
-from .dims import COUNTS, SAMPLE, feature_dim
-from .errors import IncompleteZarrError
-from .progress import current_client
-from .rechunk import (
+from ..backends.counts import Archs4Array
+from ..dims import COUNTS, SAMPLE, feature_dim
+from ..progress import current_client
+from ..storage.zarrstore import (
+    PROGRESS,
+    STATE,
+    TMP,
+    check_storage_options,
+    is_url,
+    open_array,
+    open_group,
+    store_name,
+)
+from .plan import (
     DEFAULT_MAX_MEMORY,
     ConversionPlan,
     Pass,
     plan_conversion,
 )
 
-__all__ = ["IncompleteZarrError", "default_compressor", "open_zarr", "to_zarr"]
+__all__ = ["default_compressor", "to_zarr"]
 
-STATE = "archs4x_zarr"
-PROGRESS = "archs4x_progress"
-TMP = "archs4x_tmp"
 FORMAT = 1
 COORD_CHUNK = 65_536
 TARGET_DASK_BYTES = 128 * 2**20
@@ -79,40 +83,14 @@ def default_compressor() -> BloscCodec:
 
 
 # -- stores -------------------------------------------------------------------------
-def _store_name(store: Any) -> str:
-    if isinstance(store, os.PathLike):
-        return os.fspath(store)
-    if isinstance(store, str):
-        return store
-    raise TypeError(f"store must be a path or an fsspec URL string, got {type(store).__name__}")
-
-
-def _is_url(store: str) -> bool:
-    return "://" in store and not store.startswith("file://")
-
-
-def _kw(storage_options: dict | None, store: str) -> dict:
-    if storage_options and not _is_url(store):
-        raise ValueError("storage_options are only for fsspec URLs (s3://, gs://, ...)")
-    return {"storage_options": storage_options} if storage_options else {}
-
-
-def _open_group(store: str, mode: str, storage_options: dict | None):
-    return zarr.open_group(store=store, mode=mode, zarr_format=3, **_kw(storage_options, store))
-
-
-def _open_array(store: str, path: str, storage_options: dict | None, mode: str = "r+"):
-    return zarr.open_array(store=store, path=path, mode=mode, **_kw(storage_options, store))
-
-
 def _existing_state(store: str, storage_options: dict | None) -> tuple[bool, dict | None]:
     """(store exists, its archs4x state or None)."""
-    if not _is_url(store) and not os.path.exists(store.removeprefix("file://")):
+    if not is_url(store) and not os.path.exists(store.removeprefix("file://")):
         return False, None
     try:
-        root = _open_group(store, "r", storage_options)
+        root = open_group(store, "r", storage_options)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
-        if not _is_url(store):
+        if not is_url(store):
             path = store.removeprefix("file://")
             if os.path.isdir(path) and not os.listdir(path):
                 return False, None
@@ -180,16 +158,14 @@ def _as_dataset(obj: Any) -> tuple[xr.Dataset, str]:
 def _source_array(ds: xr.Dataset, fdim: str) -> tuple[da.Array, bool]:
     """The counts as a Dask array, and whether reading a block of rows is cheap."""
     var = ds[COUNTS].variable
-    in_memory = isinstance(var._data, np.ndarray)
-    if not isinstance(var.data, da.Array):
-        var = var.chunk()
-    arr = var.data
+    in_memory = isinstance(var.data, np.ndarray)
+    arr = var.data if isinstance(var.data, da.Array) else var.chunk().data
     if in_memory:
         return arr, True
-    enc = ds[COUNTS].encoding
-    native = enc.get("chunksizes") or enc.get("chunks")
-    plain = len(arr.dask.layers) <= 2  # an opened file: from_array, nothing derived
-    return arr, bool(plain and native and int(native[0]) <= 4096)
+    if isinstance(arr, Archs4Array):  # read by position: rows of any columns are cheap
+        reader = arr.source.counts_reader()
+        return arr, int(reader.chunks[0]) <= 4096
+    return arr, False
 
 
 # -- units --------------------------------------------------------------------------
@@ -207,7 +183,7 @@ class _Job:
 
 def _read_source(job: _Job, rows: slice, cols: slice) -> np.ndarray:
     if isinstance(job.source, str):
-        return _open_array(job.store, job.source, job.storage_options, "r")[rows, cols]
+        return open_array(job.store, job.source, job.storage_options, "r")[rows, cols]
     return job.source[rows, cols].compute(scheduler="sync")
 
 
@@ -218,9 +194,9 @@ def _run_unit(job: _Job, i: int) -> tuple[int, int]:
     expected = (rows.stop - rows.start, cols.stop - cols.start)
     if block.shape != expected:
         raise ValueError(f"source returned {block.shape} for unit {i}, expected {expected}")
-    _open_array(job.store, job.target, job.storage_options)[rows, cols] = block
+    open_array(job.store, job.target, job.storage_options)[rows, cols] = block
     digest = _digest(block)
-    progress = _open_array(job.store, f"{PROGRESS}/{job.pass_.name}", job.storage_options)
+    progress = open_array(job.store, f"{PROGRESS}/{job.pass_.name}", job.storage_options)
     progress[i] = np.uint64(digest)
     return i, block.nbytes
 
@@ -235,7 +211,7 @@ def _delete_unit(job: _Job, i: int) -> None:
     """Delete the stored objects of unit ``i`` (a damaged shard cannot be rewritten)."""
     from zarr.core.sync import sync
 
-    arr = _open_array(job.store, job.target, job.storage_options)
+    arr = open_array(job.store, job.target, job.storage_options)
     rows, cols = job.pass_.region(i)
     step = arr.shards or arr.chunks
     for r in range(rows.start // step[0], -(-rows.stop // step[0])):
@@ -247,7 +223,7 @@ def _delete_unit(job: _Job, i: int) -> None:
 def _verify_unit(job: _Job, i: int, digest: int) -> bool:
     rows, cols = job.pass_.region(i)
     try:
-        block = _open_array(job.store, job.target, job.storage_options, "r")[rows, cols]
+        block = open_array(job.store, job.target, job.storage_options, "r")[rows, cols]
     except Exception:  # a damaged chunk: rewrite the unit
         return False
     return _digest(block) == digest
@@ -335,7 +311,7 @@ def _write_skeleton(
         chunks = tuple(min(n, COORD_CHUNK) for n in var.shape)
         enc = {name: {"chunks": chunks, "_FillValue": None}}
         xr.Dataset({name: var}).to_zarr(store, mode="a", encoding=enc, **kw)
-    root = _open_group(store, "r+", so)
+    root = open_group(store, "r+", so)
     root.attrs.update(attrs)  # appending variables replaced the root attributes
     counts = ds[COUNTS]
     root.create_array(
@@ -455,14 +431,14 @@ def to_zarr(
     >>> import tempfile, archs4x
     >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
     >>> out = tempfile.mkdtemp() + "/genes.zarr"
-    >>> _ = archs4x.zarr.to_zarr(ds.isel(sample=slice(0, 50)), out, layout="gene")
-    >>> z = archs4x.zarr.open_zarr(out)
+    >>> _ = archs4x.to_zarr(ds.isel(sample=slice(0, 50)), out, layout="gene")
+    >>> z = archs4x.open_zarr(out)
     >>> bool((z.counts.values == ds.counts[:, :50].values).all())
     True
     """
     ds, fdim = _as_dataset(ds)
-    store = _store_name(store)
-    _kw(storage_options, store)  # reject storage_options for a local path early
+    store = store_name(store)
+    check_storage_options(storage_options, store)  # reject storage_options for a local path early
     codec = compressor if compressor is not None else default_compressor()
     if not isinstance(codec, zarr.abc.codec.BytesBytesCodec):
         raise TypeError(
@@ -488,7 +464,7 @@ def to_zarr(
         if state.get("complete"):
             return store
     if exists and overwrite and state is None:
-        _open_group(store, "r", storage_options)  # a Zarr store: ok to replace
+        open_group(store, "r", storage_options)  # a Zarr store: ok to replace
     if not exists or overwrite or not state.get("skeleton"):
         state = _state(plan, fingerprint, fdim, codec)
         _write_skeleton(ds, fdim, store, storage_options, plan, codec, state)
@@ -513,7 +489,7 @@ def to_zarr(
         missing = _pending_units(job, verify=False)
         if missing:  # never mark complete on faith
             raise RuntimeError(f"{store}: {len(missing)} units of pass {p.name} not recorded")
-    root = _open_group(store, "r+", storage_options)
+    root = open_group(store, "r+", storage_options)
     if TMP in root:
         del root[TMP]
     root.attrs.update({STATE: {**state, "complete": True}})
@@ -521,7 +497,7 @@ def to_zarr(
 
 
 def _pending_units(job: _Job, verify: bool) -> list[int]:
-    prog = _open_array(job.store, f"{PROGRESS}/{job.pass_.name}", job.storage_options, "r")
+    prog = open_array(job.store, f"{PROGRESS}/{job.pass_.name}", job.storage_options, "r")
     digests = np.asarray(prog[:], dtype=np.uint64)
     todo = [int(i) for i in np.flatnonzero(digests == 0)]
     if verify:
@@ -531,199 +507,3 @@ def _pending_units(job: _Job, verify: bool) -> list[int]:
             _delete_unit(job, i)
         todo = sorted(todo + bad)
     return todo
-
-
-class ZarrCountsArray(OuterIndexedArray):
-    """Lazily indexed ``counts`` of an archs4x Zarr store (outer indexing via ``oindex``).
-
-    An :class:`~archs4x.backend.OuterIndexedArray`, so sample selections are pushed down
-    to it by :mod:`archs4x.pushdown`: ``z.isel(sample=ids)`` reads only those samples' chunks.
-    """
-
-    def __init__(self, store: str, storage_options: dict | None, shape, dtype):
-        self.store = store
-        self.storage_options = storage_options
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self.source = store
-
-    def _raw_indexing_method(self, key: tuple) -> np.ndarray:
-        arr = _cached_array(self.store, self.storage_options)
-        key = tuple(int(k) if isinstance(k, np.integer) else k for k in key)
-        for axis in (1, 0):
-            if isinstance(key[axis], np.ndarray) and key[axis].ndim == 1:
-                return _read_by_chunk_runs(arr, key, axis)
-        return np.asarray(arr.oindex[key])
-
-
-def _read_by_chunk_runs(arr, key: tuple, axis: int, max_run: int = 64) -> np.ndarray:
-    """``arr.oindex[key]`` for an index array on ``axis``, read as runs of whole chunks.
-
-    zarr's own integer-array indexing copies element by element; slicing runs of the
-    touched chunks and picking the columns with NumPy is many times faster.
-    """
-    idx = key[axis].astype(np.int64)
-    n = arr.shape[axis]
-    idx = np.where(idx < 0, idx + n, idx)
-    step = arr.chunks[axis]
-    chunk_ids = np.unique(idx // step)
-    runs = np.split(chunk_ids, np.flatnonzero(np.diff(chunk_ids) != 1) + 1)
-    pieces, starts = [], []
-    for run in runs:
-        for part in np.array_split(run, -(-run.size // max_run)):
-            lo, hi = int(part[0]) * step, min(n, (int(part[-1]) + 1) * step)
-            sub = list(key)
-            sub[axis] = slice(lo, hi)
-            pieces.append(np.asarray(arr.oindex[tuple(sub)]))
-            starts.append(lo)
-    # map each wanted position to (piece, offset)
-    starts_arr = np.asarray(starts)
-    which = np.searchsorted(starts_arr, idx, side="right") - 1
-    out_axis = axis - sum(isinstance(k, int) for k in key[:axis])
-    shape = list(pieces[0].shape)
-    shape[out_axis] = idx.size
-    out = np.empty(shape, dtype=pieces[0].dtype)
-    for j, piece in enumerate(pieces):
-        sel = np.flatnonzero(which == j)
-        if sel.size:
-            src = [slice(None)] * piece.ndim
-            dst = [slice(None)] * piece.ndim
-            src[out_axis] = idx[sel] - starts[j]
-            dst[out_axis] = sel
-            out[tuple(dst)] = piece[tuple(src)]
-    return out
-
-
-_arrays: dict[tuple, Any] = {}
-_arrays_lock = threading.Lock()
-
-
-def _cached_array(store: str, so: dict | None):
-    key = (os.getpid(), store, json.dumps(so, sort_keys=True, default=str))
-    with _arrays_lock:
-        arr = _arrays.get(key)
-        if arr is None:
-            arr = _arrays[key] = _open_array(store, COUNTS, so, "r")
-        return arr
-
-
-def _dask_chunks(state: dict, shape: tuple[int, int], itemsize: int, user: dict, fdim: str):
-    n_f, n_s = shape
-    inner = tuple(state["chunks"])
-    if state["layout"] == "sample":
-        step = (state.get("shards") or inner)[1]
-        k = max(1, TARGET_DASK_BYTES // (n_f * itemsize * step)) * step
-        default = {fdim: n_f, SAMPLE: min(k, n_s)}
-    else:
-        step = inner[0]
-        k = max(1, TARGET_DASK_BYTES // (n_s * itemsize * step)) * step
-        default = {fdim: min(k, n_f), SAMPLE: n_s}
-    return {d: user.get(d, default[d]) for d in (fdim, SAMPLE)}
-
-
-def open_zarr(
-    store: str | os.PathLike,
-    *,
-    chunks: dict[str, int] | None = None,
-    storage_options: dict | None = None,
-) -> xr.Dataset:
-    """Open a store written by :func:`to_zarr`: the schema of :func:`archs4x.open_dataset`.
-
-    Parameters
-    ----------
-    store : path or fsspec URL
-    chunks : dict, optional
-        Dask chunks of ``counts`` by dimension.  Default ~128 MiB blocks along the
-        store's layout: all features x whole shards of samples (sample layout), or
-        whole chunk rows of genes x all samples (gene layout).
-    storage_options : dict, optional
-        fsspec options for URL stores.
-
-    Returns
-    -------
-    xarray.Dataset
-        ``counts`` (Dask-backed; ``ds.isel(sample=...)`` reads only the chunks needed),
-        ``sample`` indexed by GEO accession with every sample field as a (lazy)
-        coordinate, feature coordinates in memory, ``meta/info`` as attrs.  The layout
-        is in ``ds.counts.encoding["archs4x_layout"]``.
-
-    Raises
-    ------
-    FileNotFoundError
-        Nothing at ``store``.
-    IncompleteZarrError
-        The conversion into ``store`` did not finish (rerun :func:`to_zarr` to resume).
-    ValueError
-        ``store`` is not an archs4x Zarr store.
-
-    Examples
-    --------
-    >>> import tempfile, archs4x
-    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
-    >>> out = archs4x.zarr.to_zarr(ds, tempfile.mkdtemp() + "/s.zarr")
-    >>> z = archs4x.zarr.open_zarr(out)
-    >>> z.counts.dims, z.counts.encoding["archs4x_layout"], z.sample.values[0]
-    (('gene', 'sample'), 'sample', 'GSM1000000')
-    """
-    store = _store_name(store)
-    _kw(storage_options, store)
-    if not _is_url(store) and not os.path.exists(store.removeprefix("file://")):
-        raise FileNotFoundError(f"no Zarr store at {store}")
-    try:
-        root = _open_group(store, "r", storage_options)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
-        raise FileNotFoundError(f"no Zarr store at {store}") from exc
-    state = root.attrs.get(STATE)
-    if not state:
-        raise ValueError(f"{store} is a Zarr store but was not written by archs4x.to_zarr")
-    if not state.get("complete"):
-        detail = _progress_summary(root, state)
-        raise IncompleteZarrError(
-            f"{store}: the conversion did not finish ({detail}); run the same "
-            "archs4x.to_zarr call again to resume it, or pass overwrite=True to restart"
-        )
-    fdim = state["feature_dim"]
-    kw = {"storage_options": storage_options} if storage_options else {}
-    raw = xr.open_zarr(
-        store, consolidated=False, chunks=None, zarr_format=3, mask_and_scale=False,
-        decode_times=False, decode_timedelta=False, drop_variables=[COUNTS], **kw,
-    )  # fmt: skip
-    coords = {}
-    for name, var in raw.variables.items():
-        if name in (fdim, SAMPLE) or var.dims == (fdim,):
-            coords[name] = _plain(var)
-        else:  # sample fields: lazy, one Dask chunk each (as open_dataset)
-            v = var.chunk({d: -1 for d in var.dims})
-            coords[name] = v.astype(object) if v.dtype.kind == "T" else v
-    arr = root[COUNTS]
-    shape = tuple(int(s) for s in arr.shape)
-    lazy = ZarrCountsArray(store, storage_options, shape, arr.dtype.to_native_dtype()
-                           if hasattr(arr.dtype, "to_native_dtype") else arr.dtype)  # fmt: skip
-    attrs = {k: v for k, v in arr.attrs.items() if k != "coordinates"}
-    counts = xr.Variable((fdim, SAMPLE), indexing.LazilyIndexedArray(lazy), attrs=attrs)
-    spec = _dask_chunks(state, shape, lazy.dtype.itemsize, dict(chunks or {}), fdim)
-    counts = counts.chunk(spec)
-    counts.encoding = {
-        "archs4x_layout": state["layout"],
-        "chunks": tuple(state["chunks"]),
-        "shards": tuple(state["shards"]) if state.get("shards") else None,
-        "preferred_chunks": spec,
-        "dtype": lazy.dtype,
-    }
-    ds_attrs = {k: v for k, v in root.attrs.items() if k != STATE}
-    out = xr.Dataset({COUNTS: counts}, coords=coords, attrs=ds_attrs)
-    out[COUNTS].encoding = counts.encoding
-    return out
-
-
-def _progress_summary(root, state: dict) -> str:
-    if not state.get("skeleton"):
-        return "coordinates not all written"
-    parts = []
-    for p in state.get("passes", []):
-        try:
-            digests = np.asarray(root[f"{PROGRESS}/{p['name']}"][:])
-            parts.append(f"pass {p['name']}: {int((digests != 0).sum())}/{digests.size} units")
-        except KeyError:
-            parts.append(f"pass {p['name']}: no progress record")
-    return ", ".join(parts)

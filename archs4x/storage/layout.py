@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import h5py
 
-from .dims import GENE, TRANSCRIPT
-from .errors import NotArchs4Error
+from ..dims import GENE, TRANSCRIPT
+from ..errors import NotArchs4Error
 
 __all__ = ["EXPRESSION", "SAMPLE_ID_FIELD", "Layout", "detect_layout"]
 
@@ -54,6 +54,9 @@ class Layout:
         Every dataset in ``meta/samples`` whose length is ``n_samples``.
     info_fields : tuple of str
         Scalars in ``meta/info``.
+    skipped : tuple of str
+        Paths of metadata datasets left out because their length matches neither
+        dimension (callers warn about them).
     """
 
     level: str
@@ -64,6 +67,7 @@ class Layout:
     symbol_field: str | None
     sample_fields: tuple[str, ...]
     info_fields: tuple[str, ...] = field(default=())
+    skipped: tuple[str, ...] = field(default=())
 
     @property
     def n_features(self) -> int:
@@ -83,12 +87,16 @@ class Layout:
         return f"{INFO_GROUP}/{name}"
 
 
-def _datasets_of_length(group: h5py.Group, n: int) -> tuple[str, ...]:
-    out = []
+def _datasets_of_length(group: h5py.Group, n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names of the 1-D datasets of length ``n`` in ``group``, and paths of the others."""
+    out, other = [], []
     for name, obj in group.items():
-        if isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.shape[0] == n:
-            out.append(name)
-    return tuple(sorted(out))
+        if isinstance(obj, h5py.Dataset):
+            if obj.ndim == 1 and obj.shape[0] == n:
+                out.append(name)
+            else:
+                other.append(f"{group.name.strip('/')}/{name} (shape {obj.shape}, expected ({n},))")
+    return tuple(sorted(out)), tuple(sorted(other))
 
 
 def detect_layout(f: h5py.File) -> Layout:
@@ -129,7 +137,7 @@ def detect_layout(f: h5py.File) -> Layout:
             f"{name}: {SAMPLES_GROUP}/{SAMPLE_ID_FIELD} has shape "
             f"{samples[SAMPLE_ID_FIELD].shape}, expected ({n_samples},) to match {EXPRESSION}"
         )
-    sample_fields = _datasets_of_length(samples, n_samples)
+    sample_fields, skipped_samples = _datasets_of_length(samples, n_samples)
 
     if TRANSCRIPTS_GROUP in f and any(k in f[TRANSCRIPTS_GROUP] for k in TRANSCRIPT_ID_FIELDS):
         level, group = TRANSCRIPT, TRANSCRIPTS_GROUP
@@ -141,9 +149,15 @@ def detect_layout(f: h5py.File) -> Layout:
         raise NotArchs4Error(
             f"{name}: neither {GENES_GROUP} nor {TRANSCRIPTS_GROUP} with transcript ids found"
         )
-    feature_fields = _datasets_of_length(f[group], n_features)
+    feature_fields, skipped_features = _datasets_of_length(f[group], n_features)
     if not feature_fields:
         raise NotArchs4Error(f"{name}: {group} has no field of length {n_features}")
+    for k in id_candidates:
+        if k in f[group] and k not in feature_fields:
+            raise NotArchs4Error(
+                f"{name}: {group}/{k} has shape {f[group][k].shape}, but {EXPRESSION} has "
+                f"{n_features} rows: the feature ids do not match the counts"
+            )
     index = next((k for k in id_candidates if k in feature_fields), None)
     symbol = next((k for k in GENE_SYMBOL_FIELDS if k in feature_fields), None)
     info = ()
@@ -158,4 +172,5 @@ def detect_layout(f: h5py.File) -> Layout:
         symbol_field=symbol,
         sample_fields=sample_fields,
         info_fields=info,
+        skipped=skipped_samples + skipped_features,
     )

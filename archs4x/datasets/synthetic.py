@@ -26,9 +26,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .._options import cache_dir
+
 __all__ = [
     "SAMPLE_FIELDS",
-    "cache_dir",
     "example_file",
     "write_archs4_file",
 ]
@@ -102,22 +103,6 @@ _INSTITUTES = ("Icahn School of Medicine at Mount Sinai", "Broad Institute",
 _NAMES = ("Alexander,,Lachmann", "Maria,,Gonzalez", "Wei,,Zhang", "Jürgen,,Müller",
           "Aoife,,O'Brien", "Søren,,Nielsen", "Priya,,Patel", "Yuki,,Tanaka")  # fmt: skip
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def cache_dir() -> Path:
-    """The folder archs4x caches files in (``$ARCHS4X_CACHE_DIR`` or ``~/.cache/archs4x``).
-
-    Examples
-    --------
-    >>> cache_dir().is_dir()
-    True"""
-    env = os.environ.get("ARCHS4X_CACHE_DIR")
-    if env:
-        base = Path(env)
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "archs4x"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
 
 
 def _double_encode(s: str) -> str:

@@ -2,52 +2,46 @@
 
 The metadata of a real file is ~1,000,000 samples x ~30 text fields: decoding it from
 HDF5 with Python loops at every search is what makes searches slow.  :class:`MetaCache`
-decodes a field once, straight into an Apache Arrow column (no per-string Python work),
-and keeps it as an uncompressed Arrow IPC file under
-``archs4x.datasets.cache_dir() / "metacache"``; later loads memory-map it (no copy, no
-decoding), so a warm search costs only the vectorised match (RE2 through
-``pyarrow.compute``).
+decodes a field once, straight into an Apache Arrow column, and keeps it as an
+uncompressed Arrow IPC file under ``cache_dir()/metacache``; later loads memory-map it
+(no copy, no decoding), so a warm search costs only the vectorised match.
 
 Safety:
 
-- The cache of a file lives in a folder named by the file's identity
-  ``(absolute path, size, mtime_ns)`` (:func:`archs4x.files.file_identity`); the
-  identity is checked at every access, so a replaced or modified file is never served
-  stale columns (its old folder is removed when the new one is made).
-- Columns are written to a temporary file in the same folder and renamed into place
-  (``os.replace`` is atomic): concurrent processes may build the same column, each
-  reader sees a complete file, and the last writer wins with identical content.
-- Columns are built in blocks of :data:`BLOCK_ROWS` samples, so building one field
-  never holds more than a block of Python strings.
+- The cache of a file lives in a folder named by the source's identity key (local:
+  path, size, modification and change times, inode; remote: URL, size, ETag), so a
+  replaced or edited file is never served stale columns (the old folder is removed).
+- Every access checks the source (:meth:`archs4x.storage.Source.check`): a file that
+  changed after it was opened raises :class:`~archs4x.errors.FileChangedError`.
+- Columns are written to a temporary file in the same folder and renamed into place:
+  concurrent processes may build the same column, each reader sees a complete file.
+- Columns are built in blocks of :data:`BLOCK_ROWS` samples.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .datasets import cache_dir
-from .files import file_identity, open_h5
-from .layout import detect_layout
-from .text import decode_strings, repair_mojibake
+from .._options import cache_dir
+from ..storage.caches import LRUCache
+from ..storage.sources import Source, open_source
+from ..storage.text import MOJIBAKE_PATTERN, decode_strings, repair_mojibake
 
 __all__ = ["BLOCK_ROWS", "CACHE_FORMAT", "MetaCache", "clear", "root"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 BLOCK_ROWS = 262_144
-_MOJIBAKE_RE = "[\u00c2-\u00f4][\u0080-\u00bf]"
 
-_lock = threading.Lock()
-_memo: dict[tuple, pa.ChunkedArray] = {}
+_memo: LRUCache[pa.ChunkedArray] = LRUCache("metadata-columns", capacity=lambda: 256)
 
 
 def root() -> Path:
@@ -59,6 +53,14 @@ def root() -> Path:
     'metacache'
     """
     return cache_dir() / "metacache"
+
+
+def _manifests():
+    for manifest in root().glob("*/manifest.json"):
+        try:
+            yield manifest, json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
 
 
 def clear(source: str | os.PathLike | None = None) -> None:
@@ -76,25 +78,14 @@ def clear(source: str | os.PathLike | None = None) -> None:
     >>> MetaCache(p).cached_fields()
     ()
     """
-    path = None if source is None else file_identity(source)[0]
-    with _lock:
-        for k in [k for k in _memo if path is None or k[0][0] == path]:
-            del _memo[k]
-    if path is None:
+    _memo.clear()
+    if source is None:
         shutil.rmtree(root(), ignore_errors=True)
         return
-    for manifest in root().glob("*/manifest.json"):
-        try:
-            info = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            continue
-        if info.get("path") == path:
+    name = open_source(source).name
+    for manifest, info in _manifests():
+        if info.get("name") == name:
             shutil.rmtree(manifest.parent, ignore_errors=True)
-
-
-def _key(ident: tuple[str, int, int]) -> str:
-    text = "\0".join(map(str, (*ident, CACHE_FORMAT)))
-    return hashlib.sha1(text.encode()).hexdigest()[:24]
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -110,7 +101,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _to_strings(raw: np.ndarray, repair: bool) -> pa.Array:
-    """HDF5 string values (bytes objects or fixed ``S``) -> Arrow large_string."""
+    """Stored string values (bytes objects, fixed ``S`` or str) -> Arrow large_string."""
     arr = None
     if raw.dtype == object and all(isinstance(v, bytes) for v in raw[:16]):
         try:
@@ -120,7 +111,7 @@ def _to_strings(raw: np.ndarray, repair: bool) -> pa.Array:
     if arr is None:
         arr = pa.array(decode_strings(raw), type=pa.large_string())
     if repair:
-        suspect = pc.match_substring_regex(arr, _MOJIBAKE_RE)
+        suspect = pc.match_substring_regex(arr, MOJIBAKE_PATTERN)
         rows = np.flatnonzero(suspect.to_numpy(zero_copy_only=False))
         if rows.size:
             values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
@@ -134,7 +125,7 @@ class MetaCache:
 
     Parameters
     ----------
-    source : path-like
+    source : path-like, URL or Source
         An ARCHS4 HDF5 file.
     repair : bool, default False
         Cache text with double encoding repaired (as ``open_dataset(repair_text=True)``
@@ -151,56 +142,43 @@ class MetaCache:
     DataType(double)
     """
 
-    def __init__(self, source: str | os.PathLike, *, repair: bool = False):
-        self.source = file_identity(source)[0]
+    def __init__(self, source: Any, *, repair: bool = False) -> None:
+        self.source: Source = open_source(source)
         self.repair = bool(repair)
 
-    # -- identity ---------------------------------------------------------------------
-    def identity(self) -> tuple[str, int, int]:
-        """The file's current ``(path, size, mtime_ns)``: re-read at every access."""
-        return file_identity(self.source)
-
-    def directory(self, ident: tuple[str, int, int] | None = None) -> Path:
+    def directory(self) -> Path:
         """This file version's cache folder (created if needed)."""
-        ident = ident or self.identity()
-        d = root() / _key(ident)
-        if not d.is_dir():
+        d = root() / self.source.cache_key
+        if not (d / "manifest.json").exists():
             d.mkdir(parents=True, exist_ok=True)
-            manifest = {"path": ident[0], "size": ident[1], "mtime_ns": ident[2],
+            manifest = {"name": self.source.name, "key": self.source.cache_key,
                         "format": CACHE_FORMAT}  # fmt: skip
             _atomic_write(d / "manifest.json", lambda p: Path(p).write_text(json.dumps(manifest)))
-            self._drop_stale(ident)
+            self._drop_stale()
         return d
 
-    def _drop_stale(self, ident: tuple[str, int, int]) -> None:
-        """Remove caches of older versions of the same path (best effort)."""
-        for manifest in root().glob("*/manifest.json"):
-            try:
-                info = json.loads(manifest.read_text())
-            except (OSError, ValueError):
-                continue
-            if info.get("path") == ident[0] and manifest.parent.name != _key(ident):
+    def _drop_stale(self) -> None:
+        """Remove caches of older versions of the same file (best effort)."""
+        for manifest, info in _manifests():
+            if info.get("name") == self.source.name and info.get("key") != self.source.cache_key:
                 shutil.rmtree(manifest.parent, ignore_errors=True)
-        with _lock:
-            for k in [k for k in _memo if k[0][0] == ident[0] and k[0] != ident]:
-                del _memo[k]
+        stale = self.source.cache_key
+        _memo.discard(lambda k: k[0] != stale and k[3] == self.source.name)
 
     def _file_name(self, field: str) -> str:
-        return f"{field}.repaired.arrow" if self.repair else f"{field}.arrow"
+        return f"{field}.v{CACHE_FORMAT}.{'repaired' if self.repair else 'raw'}.arrow"
 
-    # -- fields -----------------------------------------------------------------------
     def fields(self) -> tuple[str, ...]:
         """Names of the file's sample fields (as stored in ``meta/samples``)."""
-        return detect_layout(open_h5(self.source)).sample_fields
+        return self.source.layout().sample_fields
 
     def cached_fields(self) -> tuple[str, ...]:
-        """Fields whose column is already on disk for the current file version."""
-        d = root() / _key(self.identity())
-        suffix = ".repaired.arrow" if self.repair else ".arrow"
+        """Fields whose column is already on disk for this file version."""
+        d = root() / self.source.cache_key
+        suffix = f".v{CACHE_FORMAT}.{'repaired' if self.repair else 'raw'}.arrow"
         if not d.is_dir():
             return ()
-        names = (p.name[: -len(suffix)] for p in d.glob(f"*{suffix}"))
-        return tuple(sorted(n for n in names if self.repair or not n.endswith(".repaired")))
+        return tuple(sorted(p.name[: -len(suffix)] for p in d.glob(f"*{suffix}")))
 
     def column(self, field: str) -> pa.ChunkedArray:
         """The whole column of sample field ``field`` (file order), building it if needed.
@@ -211,35 +189,30 @@ class MetaCache:
         ------
         KeyError
             ``field`` is not a sample field of the file (the message lists them).
+        FileChangedError
+            The file changed since it was opened.
         """
-        ident = self.identity()
-        memo_key = (ident, self.repair, field)
-        with _lock:
-            hit = _memo.get(memo_key)
+        self.source.check()
+        memo_key = (self.source.cache_key, self.repair, field, self.source.name)
+        hit = _memo.get(memo_key)
         if hit is not None:
             return hit
-        path = root() / _key(ident) / self._file_name(field)
+        path = self.directory() / self._file_name(field)
         if not path.exists():
-            self.directory(ident)
             self._build(field, path)
-            if self.identity() != ident:  # the file changed while we read it
-                path.unlink(missing_ok=True)
-                return self.column(field)
-        with pa.memory_map(str(path), "r") as source:
-            col = pa.ipc.open_file(source).read_all().column(0)
-        with _lock:
-            _memo[memo_key] = col
-        return col
+            self.source.check()  # the file must not have changed while it was read
+        with pa.memory_map(str(path), "r") as mapped:
+            col = pa.ipc.open_file(mapped).read_all().column(0)
+        return _memo.put(memo_key, col)
 
     def _build(self, field: str, path: Path) -> None:
-        f = open_h5(self.source)
-        layout = detect_layout(f)
+        layout = self.source.layout()
         if field not in layout.sample_fields:
             raise KeyError(
-                f"{field!r} is not a sample field of {self.source}; "
+                f"{field!r} is not a sample field of {self.source.name}; "
                 f"available: {', '.join(layout.sample_fields)}"
             )
-        dset = f[layout.sample_path(field)]
+        dset = self.source.field(layout.sample_path(field))
         n = int(dset.shape[0])
         is_text = dset.dtype.kind in "OSU"
 
