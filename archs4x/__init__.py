@@ -41,9 +41,22 @@ from .errors import (
     StoreIntegrityError,
 )
 from .listing import ls
-from .query import genes, index, meta, rand, remove_single_cell, samples, search, series
+from .query import (
+    characteristics,
+    facets,
+    filter,
+    genes,
+    index,
+    meta,
+    rand,
+    remove_single_cell,
+    samples,
+    search,
+    series,
+    with_characteristics,
+)
 from .storage.caches import clear_caches
-from .write import from_anndata, sample_table, to_anndata, to_pandas, to_zarr
+from .write import from_anndata, sample_table, to_anndata, to_pandas, to_zarr, verify_zarr
 
 __version__ = "0.2.0"
 
@@ -65,12 +78,15 @@ __all__ = [
     "aggregate_duplicate_genes",
     "align",
     "catalog",
+    "characteristics",
     "clear_caches",
     "compat",
     "cpm",
     "datasets",
     "download",
     "expressed_genes",
+    "facets",
+    "filter",
     "filter_genes",
     "from_anndata",
     "genes",
@@ -94,5 +110,7 @@ __all__ = [
     "to_anndata",
     "to_pandas",
     "to_zarr",
+    "verify_zarr",
     "versions",
+    "with_characteristics",
 ]

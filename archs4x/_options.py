@@ -33,6 +33,7 @@ _VALIDATORS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "btree_cache_bytes": (_positive_int, "a positive int (bytes)"),
     "remote_block_bytes": (_positive_int, "a positive int (bytes)"),
     "regex_timeout": (_non_negative_number, "a number of seconds >= 0"),
+    "index_in_background": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 #: The current options.  Read with :func:`get_options`; change with :class:`set_options`.
@@ -49,6 +50,8 @@ OPTIONS: dict[str, Any] = {
     "remote_block_bytes": 2**13,
     # seconds a regular expression that RE2 cannot run may take (0: no limit)
     "regex_timeout": 30.0,
+    # build the chunk table of a large local file in a background thread at its first read
+    "index_in_background": True,
 }
 
 
@@ -71,6 +74,10 @@ class set_options:
     regex_timeout : float, default 30
         Seconds a search pattern that needs Python's regex engine may run before
         :class:`archs4x.RegexTimeoutError` (0: no limit).
+    index_in_background : bool, default True
+        At the first read of a large local file (over 4 million chunks), build its chunk
+        table in a background thread (once per file version, kept on disk); reads walk
+        the chunk B-tree meanwhile and never wait for it.
 
     Examples
     --------
@@ -111,7 +118,7 @@ def get_options() -> MappingProxyType:
     --------
     >>> import archs4x
     >>> sorted(archs4x.get_options())[:3]
-    ['btree_cache_bytes', 'cache_dir', 'open_files']
+    ['btree_cache_bytes', 'cache_dir', 'index_in_background']
     """
     resolved = dict(OPTIONS)
     resolved["cache_dir"] = str(cache_dir(create=False))

@@ -19,7 +19,8 @@ import xarray as xr
 from .compute.genes import aggregate_duplicate_genes, expressed_genes, filter_genes
 from .compute.normalize import normalize
 from .compute.tmm import tmm_factors
-from .query import select, tables
+from .query import charfields, filters, select, tables
+from .query.facets import facets
 from .write import interop, zarr
 
 __all__ = ["METHODS", "Archs4Accessor"]
@@ -36,6 +37,10 @@ METHODS: dict[str, Callable[..., Any]] = {
     "genes": select.genes,
     "meta": tables.meta,
     "field": tables.field,
+    "filter": filters.filter,
+    "facets": facets,
+    "characteristics": charfields.characteristics,
+    "with_characteristics": charfields.with_characteristics,
     # transforms (archs4x.compute)
     "normalize": normalize,
     "tmm_factors": tmm_factors,

@@ -6,7 +6,9 @@ The catalog ships with archs4x (``archs4x/data/catalog.json``), so it works offl
 argument), whose entries (``version_major``, ``version_minor``, ``species``,
 ``data_level``, ``samples``, ``file_size``, ``checksum`` = SHA1) add or update rows for
 the rest of the session.  Sizes and SHA1s are given only where published for a fixed
-release: ``latest`` files are overwritten at every release, so they have none.
+release.  ``"latest"`` resolves to the newest *fixed* release known (with its size and
+SHA1 when published), never to the site's moving ``v2.latest.h5`` files, which are
+overwritten at every release and so cannot be verified.
 
 Unlike archs4py's ``config.json``, human transcript URLs point at transcript files.
 """
@@ -151,6 +153,13 @@ def refresh_catalog(url: str | None = None, *, timeout: float = 10.0) -> list[Re
         resp = requests.get(src, timeout=timeout)
         resp.raise_for_status()
         doc = resp.json()
+    except requests.ConnectionError as exc:
+        raise OSError(f"could not read the ARCHS4 release list at {src}: cannot connect") from exc
+    except requests.Timeout as exc:
+        raise OSError(f"could not read the ARCHS4 release list at {src}: timed out") from exc
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "error"
+        raise OSError(f"could not read the ARCHS4 release list at {src}: HTTP {status}") from exc
     except (requests.RequestException, ValueError) as exc:
         raise OSError(f"could not read the ARCHS4 release list at {src}: {exc}") from exc
     if not isinstance(doc, dict) or "versionfiles" not in doc:
@@ -176,6 +185,28 @@ def _releases(refresh_now: bool, url: str | None) -> list[Release]:
     return list(table.values())
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
+
+
+def _newest_fixed(rows: list[Release], species: str, level: str) -> Release | None:
+    """The newest fixed (numbered) release of a species and level among ``rows``."""
+    fixed = [r for r in rows if (r.species, r.level) == (species, level) and r.version != "latest"]
+    return max(fixed, key=lambda r: _version_key(r.version)) if fixed else None
+
+
+def _latest_rows(rows: list[Release]) -> list[Release]:
+    """One ``latest`` row per species and level: a copy of the release it resolves to."""
+    out = []
+    for species in SPECIES:
+        for level in LEVELS:
+            newest = _newest_fixed(rows, species, level)
+            if newest is not None:
+                note = f"= {newest.version}, the newest fixed release known"
+                out.append(replace(newest, version="latest", note=note))
+    return out
+
+
 def _check(kind: str, value, allowed) -> str:
     v = str(value).lower()
     if v not in allowed:
@@ -187,8 +218,7 @@ def _order(r: Release) -> tuple:
     """Sort key: species, level, then ``latest`` and the newest version first."""
     if r.version == "latest":
         return (r.species, LEVELS.index(r.level), 0, ())
-    parts = tuple(-int(p) for p in r.version.split(".") if p.isdigit())
-    return (r.species, LEVELS.index(r.level), 1, parts)
+    return (r.species, LEVELS.index(r.level), 1, tuple(-p for p in _version_key(r.version)))
 
 
 def versions(
@@ -199,6 +229,9 @@ def versions(
     url: str | None = None,
 ) -> pd.DataFrame:
     """The known ARCHS4 release files, newest first.
+
+    Each species and level with a fixed release also has a ``latest`` row: a copy of the
+    newest fixed release (what ``version="latest"`` downloads), its note saying which.
 
     Parameters
     ----------
@@ -233,6 +266,8 @@ def versions(
     ['latest', '2.5', '2.4']
     >>> int(v.set_index("version").loc["2.5", "size"])
     47865298452
+    >>> v.iloc[0][["file", "note"]].tolist()
+    ['human_gene_v2.5.h5', '= 2.5, the newest fixed release known']
     >>> versions("human", "transcript").url.str.contains("_transcript_").all()
     np.True_
     """
@@ -240,9 +275,10 @@ def versions(
         species = _check("species", species, SPECIES)
     if level is not None:
         level = _check("level", level, LEVELS)
+    known = _releases(refresh, url)
     rows = [
         r
-        for r in _releases(refresh, url)
+        for r in known + _latest_rows(known)
         if (species is None or r.species == species) and (level is None or r.level == level)
     ]
     rows.sort(key=_order)
@@ -263,8 +299,10 @@ def release(
 ) -> Release:
     """The :class:`Release` of one file.
 
-    An unknown version triggers one attempt to read the site's release list (a newer
-    release may exist) before giving up.
+    ``version="latest"`` gives the newest fixed release known, with its checks (its
+    ``version`` is then the real one, e.g. ``"2.5"``).  An unknown version (or no fixed
+    release for ``"latest"``) triggers one attempt to read the site's release list (a
+    newer release may exist) before giving up.
 
     Raises
     ------
@@ -277,12 +315,19 @@ def release(
     >>> r = release("mouse", "gene", "2.5")
     >>> r.file, r.sha1
     ('mouse_gene_v2.5.h5', '22605c9b6c4e7502b0861d4d8591ce128907c39f')
+    >>> release("human", "gene", "latest").version
+    '2.5'
     """
     species = _check("species", species, SPECIES)
     level = _check("level", level, LEVELS)
     version = str(version).lower().removeprefix("v")
     for attempt in range(2):
-        for r in _releases(refresh and attempt == 0, url):
+        rows = _releases(refresh and attempt == 0, url)
+        if version == "latest":
+            newest = _newest_fixed(rows, species, level)
+            if newest is not None:
+                return newest
+        for r in rows:
             if (r.species, r.level, r.version) == (species, level, version):
                 return r
         if attempt == 0 and not refresh:  # a newer release may be on the site's list
@@ -291,6 +336,12 @@ def release(
             except OSError:
                 break
     known = versions(species, level).version.tolist()
+    if version == "latest":
+        raise ValueError(
+            f"no fixed release of {species} {level} files is known, so 'latest' cannot be "
+            "resolved to a file with checks (the site's list was not readable or lists none); "
+            "pass url= to download a file of your choice"
+        )
     raise ValueError(
         f"unknown version {version!r} of {species} {level} files: known versions are "
         f"{', '.join(known)} (archs4x.versions(refresh=True) reads the site's list)"

@@ -8,7 +8,9 @@ outputs are checked to be identical.  The OS page cache is warmed first (one unt
 read), so the figures compare the libraries, not the disk.  Each contestant runs
 ``--repeat`` times (archs4py ``--peer-repeat`` times) and the best time is compared
 (timeit's convention: on a shared machine the minimum is the least disturbed run); all
-times are saved.
+times are saved.  The Dataset path for the same positions, ``ds.isel(sample=idx)
+.counts.values``, is timed against the chunk reader alone (goal: within 1.15x) and
+against archs4py ``data.index`` (goal: >= 12x).
 
     python benchmarks/bench_extract.py [--samples 1000] [--repeat 5] [--peer-repeat 2]
 """
@@ -26,6 +28,7 @@ from _data import bench_file, save_results
 import archs4x
 import archs4x.accessor
 import archs4x.compat as a4
+from archs4x.storage import open_source
 
 
 def timed(fn, repeat: int):
@@ -68,8 +71,15 @@ def main() -> None:
     positions = sorted(random.Random(seed).sample(range(ds.sizes["sample"]), n))
     t_cindex, i_times, ours_idx = timed(lambda: a4.data.index(file, positions, silent=True),
                                         args.repeat)  # fmt: skip
+    reader = open_source(path).counts_reader()
+    t_reader, rd_times, by_reader = timed(lambda: reader.read(slice(None), positions),
+                                          args.repeat)  # fmt: skip
+    t_isel, is_times, by_isel = timed(lambda: ds.isel(sample=positions).counts.values,
+                                      args.repeat)  # fmt: skip
     print(f"  archs4x ds.archs4.rand(n).counts.values  {t_query:7.2f} s  (first, incl. open: "
           f"{t_first:.2f} s)")  # fmt: skip
+    print(f"  archs4x ds.isel(sample=idx).counts.values {t_isel:6.2f} s")
+    print(f"  archs4x chunk reader alone               {t_reader:7.2f} s")
     print(f"  archs4x compat data.rand                 {t_crand:7.2f} s")
     print(f"  archs4x compat data.index                {t_cindex:7.2f} s", flush=True)
 
@@ -88,6 +98,8 @@ def main() -> None:
         pd.testing.assert_frame_equal(ours_idx, theirs_idx)
         np.testing.assert_array_equal(values, theirs.to_numpy())
         np.testing.assert_array_equal(first, values)
+        np.testing.assert_array_equal(by_isel, theirs_idx.to_numpy())
+        np.testing.assert_array_equal(by_reader, by_isel)
     except AssertionError as exc:
         same = False
         print(f"outputs differ: {exc}")
@@ -97,16 +109,21 @@ def main() -> None:
         "archs4py_rand_over_compat_rand": t_peer_rand / t_crand,
         "archs4py_index_over_compat_index": t_peer_index / t_cindex,
         "archs4py_index_over_query": t_peer_index / t_query,
+        "archs4py_index_over_dataset_isel": t_peer_index / t_isel,
+        "dataset_isel_over_reader": t_isel / t_reader,
     }
+    goals = {"dataset_isel_over_reader": "goal <= 1.15", "archs4py_index_over_dataset_isel":
+             "goal >= 12"}  # fmt: skip
     print(f"same results: {same}")
     for k, v in summary.items():
         if k != "same_results":
-            print(f"  {k}: {v:.1f}x (goal >= 8)")
+            print(f"  {k}: {v:.2f}x ({goals.get(k, 'goal >= 8')})")
     out = save_results(f"extract_{n}_of_{args.n_file_samples}", {
         "file": path.name, "samples": n, "seed": seed, "repeat": args.repeat,
         "seconds": {"archs4x_query": q_times, "archs4x_query_first_incl_open": t_first,
                     "compat_rand": c_times, "compat_index": i_times,
-                    "archs4py_rand": r_times, "archs4py_index": x_times},
+                    "archs4py_rand": r_times, "archs4py_index": x_times,
+                    "dataset_isel": is_times, "reader": rd_times},
         "statistic": "min",
         "summary": summary})  # fmt: skip
     print(f"saved {out}")

@@ -1,19 +1,28 @@
-"""Normalization at scale (out of core) and against archs4py / rnanorm in memory.
+"""Normalization at scale (out of core) against the read floor, and in memory against archs4py.
 
-Part 1 (``--scale``): every method on a 67,186 x N-sample selection read from an
-ARCHS4-layout file, on the threaded scheduler and on a LocalCluster of processes.  Each run
-is a fresh subprocess; the normalized matrix is reduced to per-sample sums (so the output is
-never materialized: 67,186 x 20,000 float64 would be 10.7 GB).  Peak RSS: for the threaded
-scheduler the subprocess's own ``ru_maxrss``; for the cluster, the peak over time of the
-summed RSS of the whole process tree (client + scheduler + workers), sampled every 0.1 s.
-Throughput is MB of uint32 counts per second of wall time.
+Part 1 (``--scale``): on 67,186 x N-sample files in the ARCHS4 layout (N = 5,000 and
+20,000 by default), the read floor ``ds.counts.sum().compute()`` and every method
+``normalize(ds.counts, method).sum("gene").values``, on the threaded scheduler and on a
+LocalCluster of 2 worker processes.  Every run is a fresh subprocess; runs are
+interleaved (floor, methods, floor, methods, ...) so that a noisy neighbour hits all of
+them alike, and each figure is the median of ``--repeat`` runs with the min and max
+kept.  The normalized matrix is reduced to per-sample sums, so it is never materialized
+(67,186 x 20,000 float64 would be 10.7 GB).  "vs read floor" is the floor's median time
+divided by the method's median time, both from this run.  Peak RSS: for the threaded
+scheduler the subprocess's own peak (``VmHWM``); for the cluster the peak over time of the
+summed RSS of the process tree (client + scheduler + workers), sampled every 0.1 s.
+MB/s is MB of uint32 counts per second of wall time.  On a shared machine wall time
+mostly measures the neighbours; with threads the subprocess's CPU time (all of the work
+is in it) is also reported, against the floor's.
 
-Part 2 (``--memory``): an in-memory 67,186 x 1,000 matrix (the first 1,000 samples of the
-5,000-sample file): archs4py ``utils.normalize`` (quantile, log_quantile, cpm) and
-rnanorm ``TMM().fit_transform`` against archs4x ``normalize`` in the same process.
+Part 2 (``--memory``): an in-memory 67,186 x 1,000 matrix (the first 1,000 samples of
+the 5,000-sample file): archs4py ``utils.normalize`` (quantile, log_quantile, cpm) on a
+pandas DataFrame and rnanorm ``TMM().fit_transform`` against archs4x ``normalize`` on a
+NumPy-backed DataArray, in the same process.
 
-    python benchmarks/bench_normalize.py --scale --samples 20000
+    python benchmarks/bench_normalize.py --scale --samples 5000 20000 --repeat 3
     python benchmarks/bench_normalize.py --memory
+    python benchmarks/bench_normalize.py --markdown     # the README tables, from the JSON
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -29,9 +39,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _data import bench_file, save_results
+from _data import RESULTS, bench_file, save_results
 
-METHODS = ("quantile", "log_quantile", "cpm", "tmm")
+METHODS = ("cpm", "quantile", "log_quantile", "tmm")
+FLOOR = "read floor"
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -43,14 +54,26 @@ client = cluster = None
 if scheduler == "distributed":
     from distributed import Client, LocalCluster
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           memory_limit="1.4GiB", dashboard_address=None)
+                           memory_limit="2.5GiB", dashboard_address=None)
     client = Client(cluster)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = usage.ru_utime + usage.ru_stime
 t0 = time.perf_counter()
-out = normalize(ds.counts, method, empty="nan").sum("gene").values
+if method == "read floor":
+    out = ds.counts.sum().compute().values.reshape(1)
+else:
+    out = normalize(ds.counts, method, empty="nan").sum("gene").values
 wall = time.perf_counter() - t0
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu = usage.ru_utime + usage.ru_stime - cpu0
 if client is not None:
     client.close(); cluster.close()
-print(json.dumps({"wall_s": wall, "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+def hwm_mb():  # this process's peak RSS (ru_maxrss would include the parent's, from fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "self_maxrss_mb": hwm_mb(),
                   "checksum": float(abs(out[out == out]).sum())}))
 """
 
@@ -72,7 +95,8 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_scale(path, method: str, scheduler: str) -> dict:
+def run_one(path, method: str, scheduler: str) -> dict:
+    """One run in a fresh subprocess: wall time, peak RSS, checksum."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(path), method, scheduler],
         stdout=subprocess.PIPE,
@@ -96,32 +120,78 @@ def run_scale(path, method: str, scheduler: str) -> dict:
         raise RuntimeError(f"{method}/{scheduler} failed with exit code {proc.returncode}")
     res = json.loads(out.strip().splitlines()[-1])
     res["tree_peak_rss_mb"] = peak / 2**20
+    res["peak_rss_mb"] = res["tree_peak_rss_mb"] if scheduler == "distributed" else res[
+        "self_maxrss_mb"]  # fmt: skip
     return res
 
 
-def scale(args) -> dict:
-    path = bench_file(67_186, args.samples)
-    mb = 67_186 * args.samples * 4 / 1e6
-    results = {}
+def _spread(values: list[float]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def scale_one(n_samples: int, args) -> dict:
+    path = bench_file(67_186, n_samples)
+    mb = 67_186 * n_samples * 4 / 1e6
+    runs: dict[str, dict] = {}
+    names = [FLOOR, *args.methods]
     for scheduler in args.schedulers:
-        for method in args.methods:
-            r = run_scale(path, method, scheduler)
-            r["mb_per_s"] = mb / r["wall_s"]
-            peak = r["tree_peak_rss_mb"] if scheduler == "distributed" else r["self_maxrss_mb"]
-            r["peak_rss_mb"] = peak
-            results[f"{method}/{scheduler}"] = r
-            print(f"{method:>12} {scheduler:>11}: {r['wall_s']:7.1f} s  {r['mb_per_s']:6.1f} MB/s  "
-                  f"peak RSS {peak:6.0f} MB", flush=True)  # fmt: skip
-    return {"file": str(path), "shape": [67_186, args.samples], "counts_mb": mb, "runs": results}
+        raw: dict[str, list[dict]] = {m: [] for m in names}
+        for rep in range(args.repeat):
+            for method in names:
+                r = run_one(path, method, scheduler)
+                raw[method].append(r)
+                print(f"  {n_samples} {scheduler:>11} run {rep + 1}: {method:>12} "
+                      f"{r['wall_s']:7.2f} s  peak RSS {r['peak_rss_mb']:6.0f} MB",
+                      flush=True)  # fmt: skip
+        floor = statistics.median(r["wall_s"] for r in raw[FLOOR])
+        floor_cpu = statistics.median(r["cpu_s"] for r in raw[FLOOR])
+        for method in names:
+            walls = [r["wall_s"] for r in raw[method]]
+            med = statistics.median(walls)
+            runs[f"{method}/{scheduler}"] = {
+                "wall_s": _spread(walls),
+                "mb_per_s": mb / med,
+                "vs_read_floor": floor / med,
+                # CPU seconds of the process (threads: all the work; cluster: the client only)
+                "cpu_s": _spread(cpus := [r["cpu_s"] for r in raw[method]]),
+                "vs_read_floor_cpu": floor_cpu / statistics.median(cpus),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in raw[method]),
+                "checksums": sorted({round(r["checksum"], 3) for r in raw[method]}),
+                "runs": raw[method],
+            }
+    return {"file": str(path), "shape": [67_186, n_samples], "counts_mb": mb,
+            "repeat": args.repeat, "statistic": "median (min, max kept)", "runs": runs}  # fmt: skip
 
 
-def _best(fn, repeat: int) -> float:
+def table_markdown(result: dict) -> str:
+    """The issue's table (time, MB/s, vs read floor, peak RSS) from a saved result."""
+    n = result["shape"][1]
+    lines = [f"67,186 x {n:,} samples ({result['counts_mb']:,.0f} MB of counts), median "
+             "(min-max, runs):", "",
+             "| pass | scheduler | time | MB/s | vs read floor | CPU time, vs floor | peak RSS |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for key, r in result["runs"].items():
+        method, scheduler = key.split("/")
+        w = r["wall_s"]
+        label = method if method == FLOOR else f'`normalize(method="{method}")`'
+        cpu = (f"{r['cpu_s']['median']:.1f} s, {r['vs_read_floor_cpu']:.2f}x"
+               if scheduler == "threads" and "cpu_s" in r else "n/a (client only)")  # fmt: skip
+        lines.append(
+            f"| {label} | {scheduler} | {w['median']:.2f} s ({w['min']:.2f}-{w['max']:.2f}, "
+            f"{len(r['runs'])} run(s)) | "
+            f"{r['mb_per_s']:.0f} | {r['vs_read_floor']:.2f}x | {cpu} | "
+            f"{r['peak_rss_mb'] / 1024:.2f} GB |"
+        )
+    return "\n".join(lines)
+
+
+def _timed(fn, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
 
 
 def memory(args) -> dict:
@@ -143,52 +213,66 @@ def memory(args) -> dict:
     keep = x.sum(axis=0) > 0  # rnanorm and edgeR cannot take empty libraries
     results = {}
     with dask.config.set(scheduler="threads"):
-        for method in ("quantile", "log_quantile", "cpm"):
+        for method in ("cpm", "quantile", "log_quantile"):
             if method == "cpm":  # archs4py divides by zero silently; compare on non-empty samples
                 sub, subdf = arr.isel(sample=keep), df.loc[:, keep]
             else:
                 sub, subdf = arr, df
-            ours = _best(lambda s=sub, m=method: normalize(s, m).values, args.repeat)
-            peer = _best(lambda d=subdf, m=method: a4_normalize(d, m), args.repeat)
-            results[method] = {
-                "archs4x_s": ours,
-                "archs4py_s": peer,
-                "archs4py / archs4x": peer / ours,
-            }
-            print(f"{method:>12}: archs4x {ours:6.2f} s  archs4py {peer:6.2f} s  "
-                  f"ratio {peer / ours:5.2f}", flush=True)  # fmt: skip
+            ours, peer = [], []
+            for _ in range(args.repeat):  # interleaved
+                ours += _timed(lambda s=sub, m=method: normalize(s, m).values, 1)
+                peer += _timed(lambda d=subdf, m=method: a4_normalize(d, m), 1)
+            results[method] = {"archs4x_s": _spread(ours), "archs4py_s": _spread(peer),
+                               "archs4py / archs4x": statistics.median(peer)
+                               / statistics.median(ours)}  # fmt: skip
+            print(f"{method:>12}: archs4x {statistics.median(ours):6.2f} s  archs4py "
+                  f"{statistics.median(peer):6.2f} s  ratio "
+                  f"{results[method]['archs4py / archs4x']:5.2f}", flush=True)  # fmt: skip
         sub = arr.isel(sample=keep)
         xt = x[:, keep].T.astype(np.float64)
-        ours = _best(lambda: normalize(sub, "tmm").values, args.repeat)
-        peer = _best(lambda: TMM().fit_transform(xt), args.repeat)
-        results["tmm"] = {"archs4x_s": ours, "rnanorm_s": peer, "rnanorm / archs4x": peer / ours}
-        print(
-            f"{'tmm':>12}: archs4x {ours:6.2f} s  rnanorm  {peer:6.2f} s  ratio {peer / ours:5.2f}"
-        )
-    return {"shape": list(x.shape), "repeat": args.repeat, "runs": results}
+        ours, peer = [], []
+        for _ in range(args.repeat):
+            ours += _timed(lambda: normalize(sub, "tmm").values, 1)
+            peer += _timed(lambda: TMM().fit_transform(xt), 1)
+        ratio = statistics.median(peer) / statistics.median(ours)
+        results["tmm"] = {"archs4x_s": _spread(ours), "rnanorm_s": _spread(peer),
+                          "rnanorm / archs4x": ratio}  # fmt: skip
+        print(f"{'tmm':>12}: archs4x {statistics.median(ours):6.2f} s  rnanorm  "
+              f"{statistics.median(peer):6.2f} s  ratio {ratio:5.2f}")  # fmt: skip
+    return {"shape": list(x.shape), "repeat": args.repeat, "statistic": "median",
+            "runs": results}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--scale", action="store_true", help="out-of-core runs on the big file")
+    ap.add_argument("--scale", action="store_true", help="out-of-core runs on the big files")
     ap.add_argument("--memory", action="store_true", help="in-memory runs against archs4py/rnanorm")
-    ap.add_argument("--samples", type=int, default=20_000)
+    ap.add_argument("--markdown", action="store_true", help="print the tables from the JSON")
+    ap.add_argument("--samples", type=int, nargs="+", default=[5_000, 20_000])
     ap.add_argument("--memory-samples", type=int, default=1_000)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--schedulers", nargs="+", default=["threads", "distributed"],
                     choices=["threads", "distributed"])  # fmt: skip
     args = ap.parse_args()
+    if args.markdown:
+        for n in args.samples:
+            path = RESULTS / f"normalize_scale_{n}.json"
+            if path.exists():
+                print(table_markdown(json.loads(path.read_text())), end="\n\n")
+        return
     if not (args.scale or args.memory):
         args.scale = args.memory = True
     if args.memory:
         res = memory(args)
         print("saved", save_results("normalize_memory", res))
     if args.scale:
-        res = scale(args)
-        print("saved", save_results(f"normalize_scale_{args.samples}", res))
+        for n in args.samples:
+            res = scale_one(n, args)
+            print(table_markdown(res))
+            print("saved", save_results(f"normalize_scale_{n}", res))
 
 
 if __name__ == "__main__":

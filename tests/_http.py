@@ -2,8 +2,12 @@
 
 It serves the files of one folder with ``Range`` / ``If-Range`` support (like S3), and
 can misbehave on purpose: ignore ``Range`` (always answer 200 with the whole file), drop
-the connection after some bytes, serve wrong bytes, or fail with a status code.  It counts
-the requests and the body bytes it sends, so tests can bound what a reader transferred.
+the connection after some bytes, serve wrong bytes, fail with a status code, send no
+``ETag`` (``Last-Modified`` only, or no validator at all), ignore ``If-Range`` (answer
+206 from a file that changed, with its new ``ETag``), or send a body without
+``Content-Length`` ended by closing the connection.  A hook runs after a dropped
+response (e.g. to replace the file between a download and its resume).  It counts the
+requests and the body bytes it sends, so tests can bound what a reader transferred.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import hashlib
 import http.server
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -28,6 +34,11 @@ class Behaviour:
     corrupt: bool = False  # flip one byte in every body
     fail_status: int | None = None  # answer this status ...
     failures: int = 0  # ... for this many requests (then behave)
+    send_etag: bool = True  # ETag header (and If-Range by ETag)
+    send_last_modified: bool = False  # Last-Modified header (and If-Range by date)
+    ignore_if_range: bool = False  # answer 206 even when If-Range does not match
+    no_length: bool = False  # 200 without Content-Length: the body ends when we close
+    after_drop: Callable[[], None] | None = None  # run once a dropped response is closed
 
 
 @dataclass
@@ -110,6 +121,10 @@ class FileServer:
         st = path.stat()
         return '"' + hashlib.md5(f"{st.st_size}-{st.st_mtime_ns}".encode()).hexdigest() + '"'
 
+    @staticmethod
+    def last_modified(path: Path) -> str:
+        return formatdate(path.stat().st_mtime, usegmt=True)
+
     def _record(self, method, path, rng, status, nbytes=0):
         with self._lock:
             self.stats.requests.append((method, path, rng, status))
@@ -136,14 +151,18 @@ class FileServer:
         if not name or not path.is_file() or self.root.resolve() not in path.parents:
             self._empty(h, 404, method, name, rng_header)
             return
+        bh = self.behaviour
         size = path.stat().st_size
         etag = self.etag(path)
+        modified = self.last_modified(path)
+        validators = [etag] * bh.send_etag + [modified] * bh.send_last_modified
         start, end = 0, size - 1
         status = 200
-        if rng_header and not self.behaviour.ignore_range:
+        if rng_header and not bh.ignore_range:
             if_range = h.headers.get("If-Range")
+            fresh = if_range is None or if_range in validators or bh.ignore_if_range
             m = _RANGE.match(rng_header.strip())
-            if m and (if_range is None or if_range == etag):
+            if m and fresh:
                 a, b = m.groups()
                 if a == "":  # suffix range: the last b bytes
                     start, end = max(0, size - int(b)), size - 1
@@ -161,11 +180,19 @@ class FileServer:
         length = end - start + 1
         if head:
             self._record(method, name, rng_header, status)
+        no_length = bh.no_length and status == 200
         h.send_response(status)
         h.send_header("Content-Type", "application/octet-stream")
-        h.send_header("Content-Length", str(length))
+        if no_length:
+            h.send_header("Connection", "close")
+            h.close_connection = True
+        else:
+            h.send_header("Content-Length", str(length))
         h.send_header("Accept-Ranges", "none" if self.behaviour.ignore_range else "bytes")
-        h.send_header("ETag", etag)
+        if bh.send_etag:
+            h.send_header("ETag", etag)
+        if bh.send_last_modified:
+            h.send_header("Last-Modified", modified)
         if status == 206:
             h.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         h.end_headers()
@@ -192,6 +219,9 @@ class FileServer:
                     h.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                if self.behaviour.after_drop is not None:
+                    hook, self.behaviour.after_drop = self.behaviour.after_drop, None
+                    hook()
             return
         self._record(method, name, rng_header, status, len(body))
         try:

@@ -41,10 +41,28 @@ def test_bundled_catalog_has_published_facts():
     assert human["size"] == 47_865_298_452
     assert human["sha1"] == "ae96de0519b9f008b0dc3a9f944ee9007daf2f6a"
     assert v.loc[("mouse", "gene", "2.5"), "size"] == 38_960_132_574
-    for sp in ("human", "mouse"):
-        for lv in ("gene", "transcript", "tpm"):
-            assert (sp, lv, "latest") in v.index
-            assert v.loc[(sp, lv, "latest"), "sha1"] is None  # moving target: nothing to verify
+    for sp in ("human", "mouse"):  # "latest" rows are copies of the newest fixed release
+        for lv in ("gene", "transcript"):
+            latest, newest = v.loc[(sp, lv, "latest")], v.loc[(sp, lv)].iloc[1]
+            assert latest["file"] == newest["file"] and latest["note"].startswith("= ")
+        assert (sp, "tpm", "latest") not in v.index  # no fixed TPM release is known
+    assert v.loc[("human", "gene", "latest"), "sha1"] == "ae96de0519b9f008b0dc3a9f944ee9007daf2f6a"
+    assert not v.file.str.contains("latest").any()  # moving targets: cannot be verified
+
+
+def test_latest_resolves_to_a_concrete_release_with_checks():
+    human = release("human", "gene", "latest")
+    assert (human.version, human.file) == ("2.5", "human_gene_v2.5.h5")
+    assert human.size == 47_865_298_452 and human.sha1 is not None
+    assert release("mouse", "gene").sha1 == "22605c9b6c4e7502b0861d4d8591ce128907c39f"
+    assert release("human", "transcript", "latest").version == "2.2"
+    with pytest.raises(ValueError, match="no fixed release of human tpm files"):
+        release("human", "tpm", "latest")
+
+
+def test_latest_follows_the_sites_list(site):
+    assert release("human", "gene", "latest", refresh=True, url=site).version == "2.7"
+    assert release("human", "gene", "latest").sha1 == "a" * 40  # kept for the session
 
 
 def test_transcript_urls_point_at_transcript_files():

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import h5py
+import numpy as np
 import pytest
 
 from archs4x.cli import commands
@@ -57,6 +59,18 @@ def test_errors_are_one_clear_line(tmp_path):
     assert proc.returncode == 1 and "not a readable HDF5 file" in proc.stderr
 
 
+def test_index(tmp_path, small_file):
+    import shutil
+
+    p = shutil.copy(small_file, tmp_path / "i.h5")
+    r = run("index", str(p), "--quiet")
+    assert r.returncode == 0, r.stderr
+    table = np.load(r.stdout.strip())
+    with h5py.File(p) as f:
+        info = f["data/expression"].id.get_chunk_info_by_coord((2000, 17))
+    assert (int(table["offset"][1, 17]), int(table["size"][1, 17])) == (info.byte_offset, info.size)
+
+
 def test_python_dash_m():
     proc = subprocess.run([sys.executable, "-m", "archs4x", "--version"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -68,3 +82,14 @@ def test_top_level_help_has_an_example_per_subcommand():
     examples = out.split("examples:", 1)[1]
     for name in commands():
         assert f"archs4x {name}" in examples, name
+
+
+def test_a_closed_pipe_ends_quietly():
+    """``archs4x demo | head -1``: the reader goes away; exit 0, nothing on stderr."""
+    cmd = [EXE] if EXE else [sys.executable, "-m", "archs4x"]
+    proc = subprocess.Popen([*cmd, "demo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert first.startswith(b"archs4x demo") and err == ""

@@ -2,12 +2,15 @@
 
 open -> search -> remove single-cell -> filter genes -> normalize (every method) ->
 to_zarr, plus an alignment of two samples: each result equals the local threaded run
-exactly.
+exactly, and the selection and its counts equal the file read with h5py.
 """
 
 from __future__ import annotations
 
+import re
+
 import dask
+import h5py
 import numpy as np
 import pytest
 import xarray as xr
@@ -43,6 +46,19 @@ def test_whole_path_equals_threaded(cluster, gene_file, tmp_path):
     assert len({t["worker"] for t in stream.data}) == 2
     hits_l, kept_l, norm_l, zarr_l = local
     hits_c, kept_c, norm_c, zarr_c = remote
+    # the selection, restated on the file read with h5py: Python's re on the default fields,
+    # single-cell probability < 0.5, at least one read
+    fields = ("characteristics_ch1", "extract_protocol_ch1", "source_name_ch1", "title")
+    with h5py.File(gene_file, "r") as f:
+        gsm = f["meta/samples/geo_accession"].asstr()[:]
+        text = {k: f[f"meta/samples/{k}"].asstr()[:] for k in fields}
+        scp = f["meta/samples/singlecellprobability"][:]
+        counts = f["data/expression"][:]
+    rx = re.compile("myoblast|liver|T cell", re.IGNORECASE)
+    want = [i for i in range(gsm.size)
+            if scp[i] < 0.5 and counts[:, i].sum() > 0 and any(rx.search(text[k][i]) for k in fields)]  # fmt: skip
+    assert hits_c.sample.values.tolist() == gsm[want].tolist()
+    np.testing.assert_array_equal(zarr_c.counts.values, counts[:, want])
     assert hits_l.sizes["sample"] > 10
     np.testing.assert_array_equal(hits_l.sample.values, hits_c.sample.values)
     xr.testing.assert_identical(kept_l, kept_c)

@@ -3,12 +3,14 @@
 archs4py's ``data`` functions start a 16-process pool per call, so they are compared a
 few times on the small file only.
 """
+# ruff: noqa: F811  (pytest fixtures imported from tests._align_data)
 
 from __future__ import annotations
 
 import random
 import re
 
+import archs4py  # required (the test extra pins it): these tests never skip
 import h5py
 import numpy as np
 import pandas as pd
@@ -17,7 +19,8 @@ import pytest
 import archs4x.compat as a4
 from archs4x.query import MissingIdsWarning
 
-archs4py = pytest.importorskip("archs4py")
+from ._align_data import fasta, kallisto_bin, reads, transcriptome  # noqa: F401
+from .test_tmm import edger_tmm
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +141,52 @@ def test_normalize_equals_archs4py(frame, method):
     )
 
 
-def test_normalize_tmm_and_empty_library(frame):
+def _tmm_reference(frame: pd.DataFrame, sum_trim: float = 0.05) -> np.ndarray:
+    """edgeR TMM-scaled CPM: counts * 1e6 / (library size x TMM factor), with the factors
+    of tests/test_tmm.py's line-by-line transcription of edgeR's calcNormFactors."""
+    x = frame.to_numpy(dtype=float)
+    lib = x.sum(axis=0)
+    return x * 1e6 / (lib * edger_tmm(x, sum_trim=sum_trim))
+
+
+@pytest.mark.parametrize("tmm_outlier", [0.05, 0.1])
+def test_normalize_tmm_equals_edger_and_empty_library(frame, tmm_outlier):
     frame = frame.loc[:, frame.sum() > 0]
-    out = a4.normalize(frame, "tmm")
-    assert out.shape == frame.shape and np.isfinite(out.values).all()
+    out = a4.normalize(frame, "tmm", tmm_outlier=tmm_outlier)
+    assert out.index.equals(frame.index) and out.columns.equals(frame.columns)
     assert out.dtypes.unique().tolist() == [np.float32]
+    np.testing.assert_allclose(out.to_numpy(), _tmm_reference(frame, tmm_outlier), rtol=1e-5)
     empty = frame.copy()
     empty.iloc[:, 0] = 0
-    with pytest.raises(ValueError):
-        a4.normalize(empty, "cpm")
+    for method in ("cpm", "tmm"):
+        with pytest.raises(ValueError, match=rf"sample '{empty.columns[0]}' .* empty library"
+                           r".* pass empty='nan'"):  # fmt: skip
+            a4.normalize(empty, method)
+
+
+def test_normalize_empty_nan_as_archs4py(frame):
+    """``empty="nan"`` (what the EmptyLibraryError message suggests) works for cpm and
+    tmm: NaN for the empty sample, the others as if it were absent."""
+    frame = frame.loc[:, frame.sum() > 0].copy()
+    frame.iloc[:, 2] = 0
+    cpm = a4.normalize(frame, "cpm", empty="nan")
+    pd.testing.assert_frame_equal(cpm, archs4py.utils.normalize(frame, "cpm"), rtol=1e-5)
+    tmm = a4.normalize(frame, "tmm", empty="nan")
+    assert tmm.iloc[:, 2].isna().all() and not tmm.drop(columns=frame.columns[2]).isna().any().any()
+    rest = frame.drop(columns=frame.columns[2])
+    np.testing.assert_allclose(tmm[rest.columns].to_numpy(), _tmm_reference(rest), rtol=1e-5)
+
+
+def test_filter_genes_on_a_frame_without_samples(frame):
+    none = frame.iloc[:, :0]
+    for aggregate in (True, False):
+        ours = a4.utils.filter_genes(none, aggregate=aggregate)
+        theirs = archs4py.utils.filter_genes(none, aggregate=aggregate)
+        pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+        assert ours.shape == (len(set(frame.index)) if aggregate else len(frame), 0)
+    pd.testing.assert_frame_equal(a4.utils.aggregate_duplicate_genes(none),
+                                  archs4py.utils.aggregate_duplicate_genes(none),
+                                  check_dtype=False)  # fmt: skip
 
 
 def test_gene_utils_equal_archs4py(frame):
@@ -173,3 +213,127 @@ def test_ls_prints(gene_file, capsys):
 
 def test_versions_equal_archs4py():
     assert a4.versions() == list(archs4py.versions())
+
+
+# -- archs4py's other modules: download, align, meta.get_meta* ------------------------
+_SAME_SHAPE = [
+    ("download.counts", a4.download.counts, archs4py.download.counts),
+    ("align.fastq", a4.align.fastq, archs4py.align.fastq),
+    ("align.folder", a4.align.folder, archs4py.align.folder),
+    ("align.load", a4.align.load, archs4py.align.load),
+    ("meta.get_meta", a4.meta.get_meta, archs4py.meta.get_meta),
+    ("meta.get_meta_sample_field", a4.meta.get_meta_sample_field,
+     archs4py.meta.get_meta_sample_field),
+    ("meta.get_meta_gene_field", a4.meta.get_meta_gene_field, archs4py.meta.get_meta_gene_field),
+    ("utils.normalize", a4.utils.normalize, archs4py.utils.normalize),
+    ("utils.filter_genes", a4.utils.filter_genes, archs4py.utils.filter_genes),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "ours", "theirs"), _SAME_SHAPE, ids=[n for n, *_ in _SAME_SHAPE])
+def test_signatures_are_archs4pys(name, ours, theirs):
+    """Same parameter names, order, kinds and defaults as archs4py 1.0.4 (archs4x may add
+    parameters after them, with defaults)."""
+    import inspect
+
+    mine = list(inspect.signature(ours).parameters.values())
+    real = list(inspect.signature(theirs).parameters.values())
+    shape = [(p.name, p.kind, p.default) for p in real]
+    assert [(p.name, p.kind, p.default) for p in mine[: len(real)]] == shape, name
+    assert all(p.default is not inspect.Parameter.empty for p in mine[len(real) :]), name
+
+
+def test_get_meta_helpers_equal_archs4py(gene_file):
+    ours, theirs = a4.meta.get_meta(gene_file), archs4py.meta.get_meta(str(gene_file))
+    assert sorted(ours) == sorted(theirs) and "sample" in ours
+    for field, values in theirs.items():
+        assert ours[field] == values, field
+    for field in ("series_id", "singlecellprobability", "geo_accession"):
+        assert a4.meta.get_meta_sample_field(gene_file, field) == (
+            archs4py.meta.get_meta_sample_field(str(gene_file), field))  # fmt: skip
+    for field in ("symbol", "ensembl_gene", "biotype"):
+        assert a4.meta.get_meta_gene_field(gene_file, field) == (
+            archs4py.meta.get_meta_gene_field(str(gene_file), field))  # fmt: skip
+    with pytest.raises(KeyError, match="available: .*symbol"):
+        a4.meta.get_meta_gene_field(gene_file, "title")
+    with pytest.raises(KeyError, match="available: .*geo_accession"):
+        a4.meta.get_meta_sample_field(gene_file, "no_such_field")
+
+
+def test_download_counts_returns_the_verified_path(tmp_path, monkeypatch, capsys, gene_file):
+    """archs4py's ``download.counts`` shape on archs4x's verified downloader: a local
+    server holds a release the session's catalog knows (size and SHA1 included)."""
+    import hashlib
+    import shutil
+
+    from archs4x import catalog
+
+    from ._http import FileServer
+
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(gene_file, www / "human_gene_v9.9.h5")
+    data = (www / "human_gene_v9.9.h5").read_bytes()
+    monkeypatch.setenv("ARCHS4X_VERSIONFILE_URL", "http://127.0.0.1:9/versionfile")  # offline
+    with FileServer(www) as srv:
+        rel = catalog.Release("human", "gene", "9.9", "human_gene_v9.9.h5",
+                              srv.url("human_gene_v9.9.h5"), "", len(data),
+                              hashlib.sha1(data).hexdigest(), 400)  # fmt: skip
+        monkeypatch.setattr(catalog, "_refreshed", {("human", "gene", "9.9"): rel})
+        out = a4.download.counts("human", path=str(tmp_path / "dl"), version="9.9")
+        assert out == str(tmp_path / "dl" / "human_gene_v9.9.h5")
+        assert (tmp_path / "dl" / "human_gene_v9.9.h5").read_bytes() == data
+        assert "file downloaded to" in capsys.readouterr().out
+        monkeypatch.chdir(tmp_path)
+        with pytest.warns(RuntimeWarning, match="bundled catalog"):  # the site is offline
+            latest = a4.download.counts("human")  # path="": here; "latest": 9.9
+        assert latest == "human_gene_v9.9.h5" and (tmp_path / latest).read_bytes() == data
+    with pytest.raises(ValueError, match="unknown type 'EXON_COUNTS'"):
+        a4.download.counts("human", type="EXON_COUNTS")
+
+
+def test_align_in_archs4py_shapes(fasta, reads, kallisto_bin, tmp_path):
+    """``align.fastq`` / ``align.folder`` with archs4py's arguments: Ensembl 107 from the
+    cache (no network), archs4py's return shapes, values from archs4x.align's kallisto run
+    (itself checked against the simulated truth in test_align_quant.py)."""
+    import shutil
+
+    import archs4x
+    from archs4x import align
+    from archs4x.align.reference import ensembl_urls
+
+    cache = tmp_path / "cache"
+    ensembl = cache / "align" / "ensembl" / "release-107" / "human"
+    ensembl.mkdir(parents=True)
+    for src, url in zip(fasta, ensembl_urls("human", 107), strict=True):
+        shutil.copy(src, ensembl / url.rsplit("/", 1)[1])  # what reference() would download
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(reads.paired[0], run / "p_1.fastq.gz")
+    shutil.copy(reads.paired[1], run / "p_2.fq")
+    shutil.copy(reads.single, run / "s.fq.gz")
+    with archs4x.set_options(cache_dir=cache):
+        ref = align.reference("human", 107)
+        tx = a4.align.fastq("human", [str(p) for p in reads.paired], t=2)  # "transcript"
+        direct = align.fastq(ref, list(reads.paired), return_type="transcript")
+        assert isinstance(tx, pd.Series) and tx.name == "reads"
+        assert tx.index.tolist() == direct.transcript.values.tolist()  # versionless ids
+        np.testing.assert_array_equal(tx.to_numpy(), direct.est_counts.values[:, 0])
+        genes = a4.align.fastq("human", str(reads.single), return_type="gene")
+        by_id = align.fastq(ref, reads.single)  # gene counts by Ensembl id
+        want = pd.Series(by_id.counts.values[:, 0].astype(np.uint64),
+                         index=by_id.symbol.values).groupby(level=0).sum()  # fmt: skip
+        assert genes.dtype == np.uint64 and genes.index.is_unique
+        pd.testing.assert_series_equal(genes.sort_index(), want, check_names=False)
+        ensembl_ids = a4.align.fastq("human", str(reads.single), return_type="gene",
+                                     identifier="ensembl")  # fmt: skip
+        assert ensembl_ids.index.tolist() == by_id.gene.values.tolist()
+        table = a4.align.folder("human", str(run))  # transcript counts, features x samples
+        assert table.columns.tolist() == ["p", "s"]
+        assert table.index.tolist() == direct.transcript.values.tolist()
+        np.testing.assert_array_equal(table["p"].to_numpy(), direct.counts.values[:, 0])
+        gene_table = a4.align.folder("human", str(run), return_type="gene")
+        assert gene_table.dtypes.unique().tolist() == [np.uint64]
+        assert gene_table["s"].sort_index().tolist() == want.tolist()
+    with pytest.raises(ValueError, match="unknown release"):
+        a4.align.fastq("human", str(reads.single), release="v9")

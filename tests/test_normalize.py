@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
@@ -210,6 +211,74 @@ def test_bad_input_errors():
         quantile_normalize(nan).compute()
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, 0.0, -1.5])
+def test_bad_norm_factors_are_refused_naming_the_sample(bad):
+    """inf gave zeros and 0 or negative factors a misleading 'empty library' (issue 13)."""
+    x = counts_matrix(seed=13)
+    f = np.linspace(0.8, 1.2, x.shape[1])
+    f[3] = bad
+    for empty in ("raise", "nan"):
+        with pytest.raises(ValueError, match=r"norm_factors must be finite numbers > 0: "
+                                             r"sample 'S3' \(position 3\)") as err:  # fmt: skip
+            cpm(as_da(x), norm_factors=f, empty=empty)  # in memory: refused at once
+        assert not isinstance(err.value, EmptyLibraryError)
+    lazy = cpm(as_da(x), norm_factors=da.from_array(f, chunks=4))  # lazy: when computed
+    with pytest.raises(ValueError, match=r"sample 'S3' \(position 3\) has") as err:
+        lazy.compute()
+    assert not isinstance(err.value, EmptyLibraryError)
+
+
+def test_nan_norm_factor_only_for_an_empty_library():
+    x = counts_matrix(seed=14)
+    x[:, 2] = 0
+    f = np.linspace(0.8, 1.2, x.shape[1])
+    f[2] = np.nan  # what tmm_factors(empty="nan") gives an empty sample
+    with pytest.raises(ValueError, match=r"'S2' \(position 2\) has nan"):
+        cpm(as_da(x), norm_factors=f)  # empty="raise": NaN is never a valid factor
+    got = cpm(as_da(x), norm_factors=f, empty="nan").values
+    assert np.isnan(got[:, 2]).all()
+    keep = np.delete(np.arange(x.shape[1]), 2)
+    close(got[:, keep], ref_cpm(x[:, keep], f[keep]))
+    f[5] = np.nan  # S5 has reads: its NaN factor is an error, found when computed
+    lazy = cpm(as_da(x), norm_factors=f, empty="nan")
+    with pytest.raises(ValueError, match=r"'S5' \(position 5\) has nan") as err:
+        lazy.compute()
+    assert not isinstance(err.value, EmptyLibraryError)
+
+
+def test_quantile_of_zero_genes_is_a_clear_error():
+    empty = as_da(np.zeros((0, 4), dtype=np.uint32))
+    for call in (lambda: quantile_normalize(empty), lambda: normalize(empty, "log_quantile")):
+        with pytest.raises(ValueError, match="needs at least one gene"):
+            call()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint64, np.float16, bool])
+def test_result_dtypes_that_would_wrap_are_refused(dtype):
+    """normalize(dtype=np.uint8) turned CPM 500000 into 31 (issue 13)."""
+    x = as_da(counts_matrix(seed=15))
+    with pytest.raises(ValueError, match="floating-point type of 32 bits or more"):
+        normalize(x, "cpm", dtype=dtype)
+
+
+def test_float32_result_is_the_float64_result_rounded():
+    x = as_da(counts_matrix(seed=16))
+    got = normalize(x, "cpm", dtype=np.float32).values
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, normalize(x, "cpm").values.astype(np.float32))
+
+
+@pytest.mark.parametrize("method", ["quantile", "log_quantile", "tmm"])
+def test_in_memory_input_is_left_untouched(method):
+    """Regression: a sort (or partition) in place on a contiguous block reordered the
+    caller's array (one-sample blocks of an in-memory matrix are views of it)."""
+    x = counts_matrix(seed=17, m=1)  # its one block is the caller's array itself
+    before = x.copy()
+    arr = xr.DataArray(x, dims=("gene", "sample")).chunk({"sample": 1})
+    normalize(arr, method).compute()
+    np.testing.assert_array_equal(x, before)
+
+
 # -------------------------------------------------------------------------- laziness
 
 
@@ -254,17 +323,26 @@ def test_on_a_distributed_cluster(cluster, gene_file):
         np.testing.assert_allclose(on_cluster, local, rtol=1e-12)
 
 
-@pytest.mark.parametrize(("method", "passes", "columns"),
-                         [("quantile", 2, 0), ("cpm", 1, 0), ("tmm", 4, 1)])  # fmt: skip
-def test_each_pass_rereads_only_the_selection(gene_file, method, passes, columns):
-    """Regression: passes over a sample selection shared its source blocks (dask's bind
+@pytest.mark.parametrize(
+    ("method", "log", "options", "passes", "columns"),
+    [("quantile", False, {}, 2, 0), ("log_quantile", False, {}, 2, 0), ("cpm", False, {}, 1, 0),
+     ("cpm", True, {}, 2, 0), ("tmm", False, {}, 3, 1), ("tmm", True, {}, 3, 1),
+     ("tmm", False, {"ref_column": 4}, 2, 1)],
+)  # fmt: skip
+def test_each_pass_rereads_only_the_selection(gene_file, method, log, options, passes, columns):
+    """Each method reads the selection as often as its algorithm needs, exactly:
+    CPM once (log-CPM twice: the mean library size comes first), quantile twice (sort,
+    then assign), TMM-CPM three times plus its reference column (statistics; factors;
+    output, which needs their geometric mean), twice with a given reference.
+
+    Regression: passes over a sample selection shared their source blocks (dask's bind
     does not clone layers the statistic also uses), holding them in memory between passes.
     Now every pass reads exactly the selected columns, pushed down to the reader."""
     from ._reads import get_reader
 
     ds = archs4x.open_dataset(gene_file, sample_chunk=50)
     idx = np.sort(np.random.default_rng(0).choice(ds.sizes["sample"], 30, replace=False))
-    lazy = normalize(ds.isel(sample=idx), method, empty="nan")
+    lazy = normalize(ds.isel(sample=idx), method, log=log, empty="nan", **options)
     reader = get_reader(str(gene_file))
     reader.stats.chunks = 0
     with dask.config.set(scheduler="threads"):

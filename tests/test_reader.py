@@ -170,3 +170,40 @@ def test_every_locator_reads_equal_h5py(gene_file, gene_matrix, path, monkeypatc
     np.testing.assert_array_equal(reader.read([4499, 3, 2000], [5, 1]),
                                   gene_matrix[np.ix_([4499, 3, 2000], [5, 1])])  # fmt: skip
     archs4x.clear_caches()
+
+
+def test_large_files_are_indexed_in_the_background(tmp_path, small_file, monkeypatch):
+    """A large file's first read starts its chunk table; reads never wait for it."""
+    import shutil
+    import threading
+
+    from archs4x.storage import sources
+    from archs4x.storage.chunktable import table_path
+
+    p = shutil.copy(small_file, tmp_path / "large.h5")
+    monkeypatch.setattr(sources, "SMALL_FILE_CHUNKS", 0)  # as for a 34M-chunk file
+    monkeypatch.setenv("ARCHS4X_CACHE_DIR", str(tmp_path / "cache"))
+    archs4x.clear_caches()
+    src = open_source(p)
+    target = table_path(src.cache_key, "data/expression")
+    with h5py.File(p) as f:
+        want = f["data/expression"][:, [1, 7]][:, ::-1]
+    np.testing.assert_array_equal(src.counts_reader().read(slice(None), [7, 1]), want)
+    for t in threading.enumerate():
+        if t.name == "archs4x-index":
+            t.join(timeout=60)
+    assert target.exists()
+    table = np.load(target)
+    with h5py.File(p) as f:
+        info = f["data/expression"].id.get_chunk_info_by_coord((0, 33))
+    assert (int(table["offset"][0, 33]), int(table["size"][0, 33])) == (info.byte_offset,
+                                                                        info.size)  # fmt: skip
+    np.testing.assert_array_equal(src.counts_reader().read(slice(None), [7, 1]), want)
+    with archs4x.set_options(index_in_background=False):  # the option turns it off
+        archs4x.clear_caches()
+        other = shutil.copy(small_file, tmp_path / "other.h5")
+        osrc = open_source(other)
+        osrc.counts_reader().read(slice(None), [0])
+        assert not any(t.name == "archs4x-index" for t in threading.enumerate())
+        assert not table_path(osrc.cache_key, "data/expression").exists()
+    archs4x.clear_caches()

@@ -139,9 +139,10 @@ def find_samples(folder: str | os.PathLike) -> list[Sample]:
     >>> [s.name for s in find_samples(d)]
     ['x']
     """
-    folder = Path(folder)
+    given = folder
+    folder = Path(folder).expanduser().absolute()  # samples are run from other folders
     if not folder.is_dir():
-        raise FileNotFoundError(f"no such folder: {folder}")
+        raise FileNotFoundError(f"no such folder: {given}")
     files = [p for p in folder.iterdir() if p.is_file() and _EXT.search(p.name)]
     if not files:
         raise FileNotFoundError(f"no FASTQ files (.fastq, .fq, .gz) in {folder}")

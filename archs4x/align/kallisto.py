@@ -63,7 +63,7 @@ def find_kallisto(kallisto: str | os.PathLike | None = None) -> str:
             "`apt-get install kallisto` or `conda install -c bioconda kallisto`, or pass "
             "kallisto=/path/to/kallisto (or set ARCHS4X_KALLISTO)"
         )
-    return found
+    return os.path.abspath(found)  # kallisto runs in a temporary folder
 
 
 @lru_cache(maxsize=8)
@@ -174,7 +174,9 @@ def quant(
 ) -> Quant:
     """Run ``kallisto quant`` on one sample in its own temporary folder.
 
-    One file is single-end (``--single -l fragment_length -s sd``, ARCHS4's 200/20); two
+    Every path (reads, index, binary, ``tmp_dir``) is made absolute against the caller's
+    working directory first: kallisto runs inside the temporary folder.  One file is
+    single-end (``--single -l fragment_length -s sd``, ARCHS4's 200/20); two
     files are paired-end (kallisto estimates the fragment length; ``-l``/``-s`` unused).
 
     Raises
@@ -190,7 +192,9 @@ def quant(
     ...
     ValueError: a sample has one (single-end) or two (paired-end) FASTQ files, got 3
     """
-    files = [str(Path(f)) for f in files]
+    files = [os.path.abspath(os.path.expanduser(f)) for f in files]
+    index_path = os.path.abspath(os.path.expanduser(index))
+    tmp_dir = None if tmp_dir is None else os.path.abspath(os.path.expanduser(tmp_dir))
     if len(files) not in (1, 2):
         raise ValueError(
             f"a sample has one (single-end) or two (paired-end) FASTQ files, got {len(files)}"
@@ -198,18 +202,18 @@ def quant(
     for f in files:
         if not os.path.isfile(f):
             raise FileNotFoundError(f"no such FASTQ file: {f}")
-    if not os.path.isfile(index):
-        raise FileNotFoundError(f"no such kallisto index: {index}")
+    if not os.path.isfile(index_path):
+        raise FileNotFoundError(f"no such kallisto index: {index_path}")
     exe = find_kallisto(kallisto)
     with tempfile.TemporaryDirectory(prefix="archs4x-kallisto-", dir=tmp_dir) as out:
-        args = [exe, "quant", "-i", str(index), "-o", out, "-t", str(int(threads))]
+        args = [exe, "quant", "-i", index_path, "-o", out, "-t", str(int(threads))]
         if len(files) == 1:
             args += ["--single", "-l", repr(float(fragment_length)), "-s", repr(float(sd))]
-        args += [*map(str, extra_args), *files]
+        args += [*map(str, extra_args), *map(str, files)]
         t0 = time.perf_counter()
         _run(args, cwd=out)
         seconds = time.perf_counter() - t0
         abundance = read_abundance(os.path.join(out, "abundance.tsv"))
-        with open(os.path.join(out, "run_info.json")) as f:
-            run_info = json.load(f)
+        with open(os.path.join(out, "run_info.json")) as info:
+            run_info = json.load(info)
     return Quant(abundance, run_info, seconds)

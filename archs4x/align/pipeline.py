@@ -183,7 +183,7 @@ def quantify(
         "threads": int(threads),
         "extra_args": tuple(map(str, extra_args)),
         "kallisto": kallisto,
-        "tmp_dir": None if tmp_dir is None else str(tmp_dir),
+        "tmp_dir": None if tmp_dir is None else os.path.abspath(os.path.expanduser(tmp_dir)),
     }
     index = ref.index_task(kallisto)
     table = ref.table
@@ -193,7 +193,7 @@ def quantify(
     codes = dask.delayed(ref.gene_codes(), pure=True)
     results = []
     for s in samples:
-        files = tuple(str(Path(f)) for f in s.files)
+        files = tuple(os.path.abspath(os.path.expanduser(f)) for f in s.files)
         tok = dask.base.tokenize(index.key, files, opts)
         results.append(
             dask.delayed(_quant_sample, pure=True)(
@@ -328,21 +328,36 @@ def _samples_of(files, name: str | None) -> list[Sample]:
     if isinstance(files, Mapping):
         if name is not None:
             raise ValueError("name= cannot be combined with a mapping of samples")
-        return [
-            Sample(str(n), tuple(Path(f) for f in ([v] if isinstance(v, str | os.PathLike) else v)))
+        samples = [
+            Sample(str(n), tuple(_absolute(f) for f in
+                                 ([v] if isinstance(v, str | os.PathLike) else v)))
             for n, v in files.items()
-        ]
+        ]  # fmt: skip
+        for s in samples:
+            _check_files(s.files)
+        return samples
     paths = [files] if isinstance(files, str | os.PathLike) else list(files)
     if len(paths) not in (1, 2):
         raise ValueError(
             f"fastq() takes one sample: one (single-end) or two (paired-end) files, got "
             f"{len(paths)}; use folder() or a {{name: files}} mapping for several samples"
         )
-    paths = [Path(p) for p in paths]
-    for p in paths:
+    absolute = [_absolute(p) for p in paths]
+    _check_files(absolute, paths)
+    return [Sample(name or _split_name(absolute[0])[0], tuple(absolute))]
+
+
+def _absolute(path: str | os.PathLike) -> Path:
+    """``path`` against the caller's working directory: kallisto runs in a temporary
+    folder, and tasks may run in other processes."""
+    return Path(path).expanduser().absolute()
+
+
+def _check_files(paths: Sequence[Path], given: Sequence[Any] | None = None) -> None:
+    for i, p in enumerate(paths):
         if not p.is_file():
-            raise FileNotFoundError(f"no such FASTQ file: {p}")
-    return [Sample(name or _split_name(paths[0])[0], tuple(paths))]
+            shown = given[i] if given is not None else p
+            raise FileNotFoundError(f"no such FASTQ file: {shown}")
 
 
 def fastq(
@@ -561,7 +576,7 @@ def merge(
     theirs, mine = xr.align(theirs, mine, join=join, fill_value=fill_value, exclude=[SAMPLE])
     if theirs.sizes[fdim] == 0:
         raise ValueError(f"the result and the ARCHS4 file share no {fdim} ids")
-    sample_coords = {}
+    sample_coords: dict[Any, xr.DataArray] = {}
     for side in (theirs, mine):
         for c, v in side.coords.items():
             if c != SAMPLE and v.dims == (SAMPLE,):

@@ -318,7 +318,8 @@ def reference(
     >>> ref.index.parent == d / "index"
     True
     """
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache()
+    cache = (Path(cache_dir).expanduser() if cache_dir is not None else _default_cache()).absolute()
+    used_release: int | None = release
     if cdna is None:
         if species is None:
             raise ValueError("give a species ('human' or 'mouse') or local FASTA files (cdna=)")
@@ -330,14 +331,12 @@ def reference(
         )
         species = sp
     else:
-        if ncrna is None:
-            fasta = (Path(cdna),)
-        else:
-            fasta = (Path(cdna), Path(ncrna))
+        given = (cdna,) if ncrna is None else (cdna, ncrna)
+        fasta = tuple(Path(p).expanduser().absolute() for p in given)  # used from other folders
         for p in fasta:
             if not p.is_file():
                 raise FileNotFoundError(f"no such FASTA file: {p}")
-        release = None
+        used_release = None
     key = _sha256(fasta, k)
     index = cache / "index" / f"{key[:20]}-k{k}.idx"
     table_cache = Path(f"{index}.table.parquet")
@@ -349,4 +348,4 @@ def reference(
         tmp = Path(f"{table_cache}.{os.getpid()}.tmp")
         table.to_parquet(tmp)
         os.replace(tmp, table_cache)
-    return Reference(fasta, table, index, key, k, species, release)
+    return Reference(fasta, table, index, key, k, species, used_release)

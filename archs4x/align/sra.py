@@ -132,9 +132,10 @@ def _load_fasterq(acc, outdir, exe, threads) -> dict[str, list[Path]]:
                 "-O", tmp, "-t", tmp, acc]  # fmt: skip
         proc = subprocess.run(args, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            msg = (proc.stderr or proc.stdout).strip()[-2000:]
-            raise UnknownAccessionError(
-                f"fasterq-dump failed for {acc} (exit status {proc.returncode}): {msg}"
+            msg = "\n".join(x.strip() for x in (proc.stderr, proc.stdout) if x.strip())
+            raise DownloadError(
+                f"fasterq-dump failed for {acc} (exit status {proc.returncode}): "
+                f"{msg[-2000:] or '(no output)'}"
             )
         made = []
         for p in sorted(Path(tmp).iterdir()):
@@ -172,7 +173,9 @@ def load(
         Output folder (created).  Files already complete there are not downloaded again;
         partial downloads resume.
     method : {"auto", "fasterq-dump", "ena"}
-        "auto" uses fasterq-dump when found on PATH, else ENA.
+        "auto" uses fasterq-dump when found on PATH, else ENA.  fasterq-dump runs in the
+        working directory, so runs fetched there by ``prefetch`` (``SRR.../SRR....sra``)
+        are used without the network.
     fasterq_dump : str, optional
         Path of the fasterq-dump binary.
     ena_url : str
@@ -196,9 +199,10 @@ def load(
     ValueError
         A malformed accession (checked before any network access).
     UnknownAccessionError
-        ENA/SRA knows no run with FASTQ files for an accession.
+        ENA knows no run with FASTQ files for an accession.
     archs4x.errors.DownloadError (or ChecksumError on an MD5 mismatch)
-        A download failed or did not match ENA's size/MD5.
+        A download failed or did not match ENA's size/MD5, or fasterq-dump failed (its
+        exit status and stderr are in the message).
 
     Examples
     --------
@@ -214,12 +218,13 @@ def load(
     exe = None
     if method != "ena":
         exe = shutil.which(fasterq_dump or "fasterq-dump")
+        exe = None if exe is None else os.path.abspath(exe)
         if exe is None and method == "fasterq-dump":
             raise FileNotFoundError(
                 "fasterq-dump not found: install sra-toolkit (apt-get install sra-toolkit) "
                 "or use method='ena'"
             )
-    outdir = Path(outdir)
+    outdir = Path(outdir).expanduser().absolute()  # fasterq-dump runs in its own folder
     outdir.mkdir(parents=True, exist_ok=True)
 
     def one(acc):

@@ -26,10 +26,24 @@ def field_dtype(dset: Any) -> np.dtype:
     return np.dtype(object) if kind in "OSU" else np.dtype(dset.dtype).newbyteorder("=")
 
 
+def _plain_slice(k: Any, n: int) -> Any:
+    """An empty slice with a negative step as ``slice(0, 0)``.
+
+    xarray's key decomposition fails on empty negative-step slices (``range(...)[-1]``);
+    every other key is passed through unchanged.
+    """
+    if isinstance(k, slice) and (k.step or 1) < 0 and len(range(*k.indices(n))) == 0:
+        return slice(0, 0)
+    return k
+
+
 class OuterIndexedBackendArray(BackendArray):
     """A backend array read with OUTER indexing through ``_raw_indexing_method``."""
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        safe = tuple(_plain_slice(k, n) for k, n in zip(key.tuple, self.shape, strict=True))
+        if safe != key.tuple:
+            key = type(key)(safe)
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.OUTER, self._raw_indexing_method
         )

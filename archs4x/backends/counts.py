@@ -56,9 +56,68 @@ def _compact(positions: np.ndarray) -> slice | np.ndarray:
     return positions
 
 
-def read_block(source: Any, rows: slice | np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+def read_block(
+    source: Any, rows: slice | np.ndarray, cols: slice | np.ndarray, dtype: Any = None
+) -> np.ndarray:
     """The task of every :class:`Archs4Array` block: read ``rows`` x ``cols`` of ``source``."""
-    return source.counts_reader().read(rows, cols)
+    block = source.counts_reader().read(rows, cols)
+    return block if dtype is None else block.astype(dtype, copy=False)
+
+
+def _read_tasks(name: str, source: Any, rows: np.ndarray, cols: np.ndarray,
+                chunks: tuple[tuple[int, ...], tuple[int, ...]], cast: Any) -> dict:  # fmt: skip
+    rb, cb = _boundaries(chunks[0]), _boundaries(chunks[1])
+    row_parts = [_compact(rows[rb[i] : rb[i + 1]]) for i in range(len(chunks[0]))]
+    col_parts = [_compact(cols[cb[j] : cb[j + 1]]) for j in range(len(chunks[1]))]
+    return {
+        (name, i, j): (read_block, source, rp, cp, cast)
+        for i, rp in enumerate(row_parts)
+        for j, cp in enumerate(col_parts)
+    }
+
+
+def _gather_plan(positions: np.ndarray, chunks: tuple[int, ...]):
+    """None when no position is in two blocks; else how to read each once and gather.
+
+    Returns ``(unique positions, their read chunks, maps)``: for every output block, a
+    list of ``(read block, positions in the output block, positions in the read block)``.
+    """
+    if positions.size < 2 or len(chunks) < 2:
+        return None
+    block = np.repeat(np.arange(len(chunks)), chunks)
+    uniq, inverse = np.unique(positions, return_inverse=True)
+    if np.unique(positions * len(chunks) + block).size == uniq.size:
+        return None
+    read_chunks = _regular(max(chunks), uniq.size)
+    read_block = np.repeat(np.arange(len(read_chunks)), read_chunks)
+    local = np.arange(uniq.size) - _boundaries(read_chunks)[read_block]
+    maps = []
+    bounds = _boundaries(chunks)
+    for i in range(len(chunks)):
+        elems = inverse[bounds[i] : bounds[i + 1]]
+        blocks = read_block[elems]
+        maps.append([(int(b), np.flatnonzero(blocks == b), local[elems[blocks == b]])
+                     for b in np.unique(blocks)])  # fmt: skip
+    return uniq, read_chunks, maps
+
+
+def _identity_maps(chunks: tuple[int, ...]) -> list:
+    return [[(i, slice(None), slice(None))] for i in range(len(chunks))]
+
+
+def _gather(parts: list, row_map: list, col_map: list, shape: tuple[int, int]) -> np.ndarray:
+    """An output block made of pieces of read blocks (positions repeated across blocks)."""
+    first = parts[0][0]
+    out = np.empty(shape, dtype=first.dtype, order="F")
+    for (_, out_rows, in_rows), row_parts in zip(row_map, parts, strict=True):
+        for (_, out_cols, in_cols), block in zip(col_map, row_parts, strict=True):
+            piece = block[in_rows][:, in_cols]
+            if isinstance(out_rows, slice):
+                out[out_rows, out_cols] = piece
+            else:
+                out[np.ix_(out_rows, out_cols if not isinstance(out_cols, slice)
+                           else np.arange(shape[1]))] = piece  # fmt: skip
+    return out
 
 
 def _boundaries(chunks: tuple[int, ...]) -> np.ndarray:
@@ -109,21 +168,31 @@ class Archs4Array(da.Array):
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
         dtype = np.dtype(dtype)
+        stored = np.dtype(source.counts_reader().dtype)
+        cast = None if dtype == stored else dtype
         if chunks is None:
             width = default_sample_chunk(max(1, rows.size), dtype.itemsize)
             chunks = ((rows.size,), _regular(width, cols.size))
         chunks = (tuple(int(c) for c in chunks[0]), tuple(int(c) for c in chunks[1]))
         if sum(chunks[0]) != rows.size or sum(chunks[1]) != cols.size:
             raise ValueError(f"chunks {chunks} do not cover ({rows.size}, {cols.size})")
-        name = "archs4-counts-" + tokenize(source, rows, cols, chunks)
-        rb, cb = _boundaries(chunks[0]), _boundaries(chunks[1])
-        row_parts = [_compact(rows[rb[i] : rb[i + 1]]) for i in range(len(chunks[0]))]
-        col_parts = [_compact(cols[cb[j] : cb[j + 1]]) for j in range(len(chunks[1]))]
-        dsk = {
-            (name, i, j): (read_block, source, rp, cp)
-            for i, rp in enumerate(row_parts)
-            for j, cp in enumerate(col_parts)
-        }
+        name = "archs4-counts-" + tokenize(source, rows, cols, chunks, dtype.str)
+        row_plan, col_plan = _gather_plan(rows, chunks[0]), _gather_plan(cols, chunks[1])
+        if row_plan is None and col_plan is None:
+            dsk = _read_tasks(name, source, rows, cols, chunks, cast)
+        else:  # a position repeated in two blocks: read each once, then gather
+            read_rows = rows if row_plan is None else row_plan[0]
+            read_cols = cols if col_plan is None else col_plan[0]
+            read_chunks = (chunks[0] if row_plan is None else row_plan[1],
+                           chunks[1] if col_plan is None else col_plan[1])  # fmt: skip
+            read_name = "archs4-read-" + tokenize(name)
+            dsk = _read_tasks(read_name, source, read_rows, read_cols, read_chunks, cast)
+            row_maps = _identity_maps(chunks[0]) if row_plan is None else row_plan[2]
+            col_maps = _identity_maps(chunks[1]) if col_plan is None else col_plan[2]
+            for i, rmap in enumerate(row_maps):
+                for j, cmap in enumerate(col_maps):
+                    parts = [[(read_name, a, b) for b, _, _ in cmap] for a, _, _ in rmap]
+                    dsk[(name, i, j)] = (_gather, parts, rmap, cmap, (chunks[0][i], chunks[1][j]))
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
         meta = np.empty((0, 0), dtype=dtype)
         self = super().__new__(cls, graph, name, chunks, meta=meta)
@@ -141,6 +210,39 @@ class Archs4Array(da.Array):
 
     def __reduce__(self):
         return (_rebuild, (self.source, self.rows, self.cols, self.dtype.str, self.chunks))
+
+    # -- materializing is one read (``np.asarray``, xarray's ``.values``) ---------------
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The selection as NumPy: one read of its positions, no task graph.
+
+        The reader reads each needed chunk once, in its own threads, straight into the
+        result (no per-block copies, no concatenation), whatever the Dask chunks.
+        """
+        want = self.dtype if dtype is None else np.dtype(dtype)
+        return read_block(self.source, _compact(self.rows), _compact(self.cols), want)
+
+    # -- casts keep the positions ---------------------------------------------------------
+    def astype(self, dtype: Any, **kwargs: Any) -> da.Array:
+        """Cast while reading (later selections still read only what they select)."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if kwargs.get("casting", "unsafe") != "unsafe" and not np.can_cast(
+            self.dtype, dtype, casting=kwargs["casting"]
+        ):
+            return super().astype(dtype, **kwargs)
+        return Archs4Array(self.source, self.rows, self.cols, dtype, self.chunks)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        # ``where(mask, drop=True)`` keeps only samples where the mask holds, then applies
+        # ``np.where`` with an all-True condition: that is a cast, which keeps positions
+        if func is np.where and len(args) == 3 and not kwargs and args[1] is self:
+            cond, other = args[0], args[2]
+            if (isinstance(cond, np.ndarray) and cond.dtype == bool and cond.all()
+                    and np.ndim(other) == 0 and np.broadcast_shapes(cond.shape, self.shape)
+                    == self.shape):  # fmt: skip
+                return self.astype(np.result_type(self.dtype, other))
+        return super().__array_function__(func, types, args, kwargs)
 
     # -- selection composes positions ------------------------------------------------
     def __getitem__(self, index: Any) -> da.Array:

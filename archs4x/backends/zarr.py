@@ -1,4 +1,10 @@
-"""Opening archs4x Zarr stores: the same Dataset as :func:`archs4x.open_dataset`."""
+"""Opening archs4x Zarr stores: the same Dataset as :func:`archs4x.open_dataset`.
+
+Everything is read through :mod:`archs4x.storage.zarrstore`, which checks every chunk's
+CRC-32C and never serves a missing chunk as fill values; the Dataset is pinned to the
+write it was opened on (a rewritten store raises
+:class:`~archs4x.errors.FileChangedError` on the next read).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,20 @@ import os
 import numpy as np
 import pandas as pd
 import xarray as xr
-import zarr
 from xarray.core import indexing
 
 from ..dims import COUNTS, SAMPLE
-from ..errors import IncompleteZarrError
+from ..errors import IncompleteZarrError, StoreIntegrityError
 from ..storage.zarrstore import (
+    FORMAT,
     PROGRESS,
     STATE,
+    TMP,
+    ArrayMeta,
+    StoreIO,
     ZarrStore,
     check_storage_options,
-    is_url,
-    open_array,
-    open_group,
+    read_root,
     store_name,
 )
 from .arrays import OuterIndexedBackendArray
@@ -30,31 +37,20 @@ from .positions import SamplePositionIndex
 __all__ = ["open_zarr"]
 
 
-def _plain(var: xr.Variable) -> xr.Variable:
-    values = var.values
-    if values.dtype.kind == "T":
-        values = values.astype(object)
-    return xr.Variable(var.dims, values, attrs=dict(var.attrs))
-
-
 class ZarrFieldArray(OuterIndexedBackendArray):
-    """One metadata field of an archs4x store, read by position (text as ``str`` objects)."""
+    """One coordinate of an archs4x store, read by position (text as ``str`` objects)."""
 
     def __init__(self, source: ZarrStore, name: str, shape: tuple[int, ...], dtype) -> None:
         self.source = source
         self.name = name
         self.shape = tuple(shape)
-        self.dtype = np.dtype(object) if np.dtype(dtype).kind in "OSUT" else np.dtype(dtype)
+        self.dtype = np.dtype(dtype)
 
     def _raw_indexing_method(self, key: tuple) -> np.ndarray:
         self.source.check()
-        arr = open_array(self.source.store, self.name, self.source.storage_options, "r")
-        (k,) = key
-        if isinstance(k, np.ndarray):
-            values = np.asarray(arr.oindex[(k,)]) if k.size else np.asarray(arr[0:0])
-        else:
-            values = np.asarray(arr[k])
-        return values.astype(object) if values.dtype.kind in "SUT" else values
+        values = self.source.reader(self.name).read(*key)
+        drop = tuple(0 if isinstance(k, int | np.integer) else slice(None) for k in key)
+        return np.ascontiguousarray(values[drop])
 
 
 def _dask_chunks(state: dict, shape: tuple[int, int], itemsize: int, user: dict, fdim: str):
@@ -69,6 +65,22 @@ def _dask_chunks(state: dict, shape: tuple[int, int], itemsize: int, user: dict,
         k = max(1, TARGET_CHUNK_BYTES // (n_s * itemsize * step)) * step
         default = {fdim: min(k, n_f), SAMPLE: n_s}
     return {d: user.get(d, default[d]) for d in (fdim, SAMPLE)}
+
+
+def _arrays(io: StoreIO, root: dict) -> dict[str, ArrayMeta]:
+    """Every top-level array of the store, from the consolidated metadata."""
+    docs = (root.get("consolidated_metadata") or {}).get("metadata")
+    if docs is None:
+        docs = {}
+        for key in io.list(""):
+            if key.endswith("/zarr.json") and key.count("/") == 1:
+                docs[key.split("/")[0]] = io.read_json(key)
+    out = {}
+    for path, doc in docs.items():
+        if "/" in path or path in (PROGRESS, TMP) or doc.get("node_type") != "array":
+            continue
+        out[path] = ArrayMeta.from_json(path, doc)
+    return out
 
 
 def open_zarr(
@@ -93,9 +105,10 @@ def open_zarr(
     -------
     xarray.Dataset
         ``counts`` (Dask-backed; ``ds.isel(sample=...)`` reads only the chunks needed),
-        ``sample`` indexed by GEO accession with every sample field as a (lazy)
-        coordinate, feature coordinates in memory, ``meta/info`` as attrs.  The layout
-        is in ``ds.counts.encoding["archs4x_layout"]``.
+        ``sample`` indexed by its ids with every sample field as a (lazy) coordinate,
+        feature coordinates in memory, the store's attributes as attrs.  The layout is
+        in ``ds.counts.encoding["archs4x_layout"]``.  Every read checks the chunks it
+        decodes against their CRC-32C.
 
     Raises
     ------
@@ -103,6 +116,8 @@ def open_zarr(
         Nothing at ``store``.
     IncompleteZarrError
         The conversion into ``store`` did not finish (rerun :func:`to_zarr` to resume).
+    StoreIntegrityError
+        A chunk read is damaged or missing (see :func:`archs4x.verify_zarr`).
     ValueError
         ``store`` is not an archs4x Zarr store.
 
@@ -117,56 +132,57 @@ def open_zarr(
     """
     store = store_name(store)
     check_storage_options(storage_options, store)
-    if not is_url(store) and not os.path.exists(store.removeprefix("file://")):
+    io = StoreIO(store, storage_options)
+    if io.local and not os.path.exists(io.root):
         raise FileNotFoundError(f"no Zarr store at {store}")
     try:
-        root = open_group(store, "r", storage_options)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        root = read_root(io)
+    except FileNotFoundError as exc:
         raise FileNotFoundError(f"no Zarr store at {store}") from exc
-    state = root.attrs.get(STATE)
+    state = (root.get("attributes") or {}).get(STATE)
     if not state:
         raise ValueError(f"{store} is a Zarr store but was not written by archs4x.to_zarr")
     if not state.get("complete"):
-        detail = _progress_summary(root, state)
         raise IncompleteZarrError(
-            f"{store}: the conversion did not finish ({detail}); run the same "
-            "archs4x.to_zarr call again to resume it, or pass overwrite=True to restart"
+            f"{store}: the conversion did not finish ({_progress_summary(io, state)}); run "
+            "the same archs4x.to_zarr call again to resume it, or pass overwrite=True to "
+            "restart"
+        )
+    if state.get("format") != FORMAT:
+        raise ValueError(
+            f"{store} was written by an older archs4x (format {state.get('format')}, without "
+            "per-chunk checksums): convert it again with archs4x.to_zarr(..., overwrite=True)"
         )
     fdim = state["feature_dim"]
-    kw = {"storage_options": storage_options} if storage_options else {}
-    raw = xr.open_zarr(
-        store, consolidated=False, chunks=None, zarr_format=3, mask_and_scale=False,
-        decode_times=False, decode_timedelta=False, drop_variables=[COUNTS], **kw,
-    )  # fmt: skip
     source = ZarrStore(store, json.dumps(storage_options or {}, sort_keys=True, default=str),
-                       state["fingerprint"])  # fmt: skip
-    ids = _plain(raw[SAMPLE].variable).values
+                       state["fingerprint"], state.get("write_id", ""))  # fmt: skip
+    arrays = _arrays(io, root)
+    for name in (COUNTS, SAMPLE, fdim):
+        if name not in arrays:
+            raise StoreIntegrityError(f"{store}: the array {name!r} is missing")
+    ids = source.reader(SAMPLE).read(slice(None))
     index = SamplePositionIndex(pd.Index(ids, dtype=object, name=SAMPLE), SAMPLE,
                                 positions=np.arange(ids.size), source=source)  # fmt: skip
     coords = xr.Coordinates.from_xindex(index)
-    coords[SAMPLE].attrs.update(raw[SAMPLE].attrs)
+    coords[SAMPLE].attrs.update(arrays[SAMPLE].attributes)
     extra = {}
-    for name, var in raw.variables.items():
-        if name == SAMPLE:
+    for name, meta in arrays.items():
+        if name in (SAMPLE, COUNTS):
             continue
-        if name == fdim or var.dims == (fdim,):
-            extra[name] = _plain(var)
-        else:  # sample fields stay lazily indexed (read by position when used)
-            extra[name] = xr.Variable(
-                var.dims,
-                indexing.LazilyIndexedArray(
-                    ZarrFieldArray(source, str(name), var.shape, var.dtype)
-                ),
-                attrs=dict(var.attrs),
-            )
+        dims = meta.dimension_names or tuple(f"dim_{i}" for i in range(len(meta.shape)))
+        if SAMPLE in dims:  # sample fields stay lazily indexed (read by position when used)
+            data = indexing.LazilyIndexedArray(ZarrFieldArray(source, name, meta.shape,
+                                                              meta.dtype))  # fmt: skip
+        else:
+            data = source.reader(name).read(*(slice(None) for _ in meta.shape))
+        extra[name] = xr.Variable(dims, data, attrs=dict(meta.attributes))
     reader = source.counts_reader()
     shape = reader.shape
     spec = _dask_chunks(state, shape, reader.dtype.itemsize, dict(chunks or {}), fdim)
     cks = tuple(tuple(min(spec[d], n - s) for s in range(0, n, spec[d]))
                 for d, n in zip((fdim, SAMPLE), shape, strict=True))  # fmt: skip
     data = Archs4Array(source, np.arange(shape[0]), np.arange(shape[1]), reader.dtype, cks)
-    arr_attrs = dict(open_group(store, "r", storage_options)[COUNTS].attrs)
-    attrs = {k: v for k, v in arr_attrs.items() if k != "coordinates"}
+    attrs = {k: v for k, v in arrays[COUNTS].attributes.items() if k != "coordinates"}
     encoding = {
         "archs4x_layout": state["layout"],
         "chunks": tuple(state["chunks"]),
@@ -175,19 +191,18 @@ def open_zarr(
         "dtype": reader.dtype,
     }
     counts = xr.Variable((fdim, SAMPLE), data, attrs=attrs, encoding=encoding)
-    ds_attrs = {k: v for k, v in root.attrs.items() if k != STATE}
+    ds_attrs = {k: v for k, v in (root.get("attributes") or {}).items() if k != STATE}
     out = xr.Dataset({COUNTS: counts}, coords=coords, attrs=ds_attrs)
     return out.assign_coords(extra)
 
 
-def _progress_summary(root, state: dict) -> str:
+def _progress_summary(io: StoreIO, state: dict) -> str:
     if not state.get("skeleton"):
         return "coordinates not all written"
     parts = []
     for p in state.get("passes", []):
-        try:
-            digests = np.asarray(root[f"{PROGRESS}/{p['name']}"][:])
-            parts.append(f"pass {p['name']}: {int((digests != 0).sum())}/{digests.size} units")
-        except KeyError:
-            parts.append(f"pass {p['name']}: no progress record")
+        prefix = f"{PROGRESS}/{p['name']}/c/"
+        n_units = int(np.prod([-(-s // u) for s, u in zip(p["shape"], p["unit"], strict=True)]))
+        done = sum(1 for k in io.list(prefix.rstrip("/")) if k[len(prefix) :].isdigit())
+        parts.append(f"pass {p['name']}: {done}/{n_units} units")
     return ", ".join(parts)

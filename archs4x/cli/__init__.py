@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -24,11 +25,15 @@ def commands() -> list[str]:
 EPILOG = """examples:
   archs4x demo                                       the tour on the embedded example data
   archs4x ls human_gene_v2.5.h5                      groups, datasets, dtypes, shapes
+  archs4x index human_gene_v2.5.h5                   chunk table for fast scattered reads
   archs4x search human_gene_v2.5.h5 myoblast --remove-sc --out myoblast.parquet
   archs4x samples human_gene_v2.5.h5 GSM1158284 GSM1482938 --out two.csv
   archs4x series human_gene_v2.5.h5 GSE64016 --out gse64016.zarr
   archs4x meta human_gene_v2.5.h5 --series GSE64016 --fields title series_id
+  archs4x filter human_gene_v2.5.h5 "tissue == 'liver' and submission_date >= '2019-01-01'"
+  archs4x facets human_gene_v2.5.h5 tissue cell_type series_id --top 20
   archs4x convert human_gene_v2.5.h5 bygene.zarr --layout gene
+  archs4x verify bygene.zarr                         every byte against its checksums
   archs4x versions --species human --level gene
   archs4x download human --level gene --version latest -o data/
   archs4x align folder human reads/ -o counts.tsv
@@ -59,7 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        for check in getattr(args, "prechecks", ()):  # e.g. --out, before any work
+            check(args)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, while we can still handle it
+        return status
+    except BrokenPipeError:  # the reader went away (`archs4x demo | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as the Python docs
+        return 0
+    except ImportError as exc:  # an optional package (s3fs for s3:// ...): name the extra
+        from ._messages import missing_extra
+
+        print(f"archs4x {args.command}: error: {missing_extra(exc)}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"archs4x {args.command}: error: {message}", file=sys.stderr)

@@ -11,7 +11,9 @@ EXAMPLES = """examples:
   archs4x convert human_gene_v2.5.h5 liver.zarr --search liver hepatocyte
   archs4x convert human_gene_v2.5.h5 s3://bucket/human.zarr --storage-option anon=false
 
-Rerunning an interrupted conversion with the same arguments resumes it.
+Rerunning an interrupted conversion with the same arguments resumes it (units already
+written are verified first); rerunning a finished one verifies and repairs it.
+See also: archs4x verify OUT.zarr
 """
 
 
@@ -35,11 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="units written at once")
     p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                    help="fsspec option for URL stores (repeatable)")  # fmt: skip
+    p.add_argument("--no-verify", action="store_true",
+                   help="on resume, trust the units already written (no read-back)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
 
-def _storage_options(items: list[str]) -> dict | None:
+def storage_options(items: list[str]) -> dict | None:
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -71,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{keep.size} samples match {args.search}", file=sys.stderr)
     out = to_zarr(
         ds, args.out, layout=args.layout, overwrite=args.overwrite,
-        progress=not args.quiet, storage_options=_storage_options(args.storage_option),
-        max_memory=args.max_memory, workers=args.workers,
+        progress=not args.quiet, storage_options=storage_options(args.storage_option),
+        max_memory=args.max_memory, workers=args.workers, verify=not args.no_verify,
     )  # fmt: skip
     if not args.quiet:
         n_f, n_s = ds.counts.shape

@@ -6,6 +6,7 @@ import argparse
 
 from ._query import (
     add_output_options,
+    literal_hint,
     open_with_queries,
     print_table,
     warnings_to_stderr,
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--series", nargs="+", metavar="GSE", help="samples of these series")
     p.add_argument("--fields", nargs="+", metavar="FIELD",
                    help="fields to show (default: all sample fields)")  # fmt: skip
+    p.add_argument("--literal", action="store_true", help="match the --search TERM as text")
     p.add_argument("--list-fields", action="store_true", help="list the fields and exit")
     add_output_options(p, counts=False)
     p.set_defaults(func=run)
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with warnings_to_stderr("meta"):
         if args.search is not None:
-            ds = ds.archs4.search(args.search)
+            with literal_hint():
+                ds = ds.archs4.search(args.search, regex=not args.literal)
         elif args.samples:
             ds = ds.archs4.samples(args.samples)
         elif args.series:

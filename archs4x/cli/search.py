@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._query import add_output_options, open_with_queries, report
+from ._query import add_output_options, literal_hint, open_with_queries, report
 
 EXAMPLES = """examples:
   archs4x search human_gene_v2.5.h5 myoblast
@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "search",
         help="find samples whose metadata matches a term",
-        description="Find samples whose metadata matches TERM (a case-insensitive regular "
-        "expression by default); print them and optionally write their counts.",
+        description="Find samples whose metadata matches TERM (a case-insensitive Python "
+        "regular expression by default: the same samples as re.search); print them and "
+        "optionally write their counts (--out is checked before the search).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -41,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ds = open_with_queries(args.file)
-    hits = ds.archs4.search(args.term, args.fields, regex=not args.literal,
-                            case=args.case_sensitive, ignore_whitespace=args.ignore_whitespace,
-                            remove_sc=args.remove_sc)  # fmt: skip
+    with literal_hint():
+        hits = ds.archs4.search(args.term, args.fields, regex=not args.literal,
+                                case=args.case_sensitive,
+                                ignore_whitespace=args.ignore_whitespace,
+                                remove_sc=args.remove_sc)  # fmt: skip
     return report(hits, args, "matching samples")

@@ -10,7 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "versions",
         help="list known ARCHS4 release files (URL, size, SHA1)",
         description="List the ARCHS4 release files archs4x knows (bundled catalog; "
-        "--refresh also reads the site's release list).",
+        "--refresh also reads the site's release list). 'latest' is the newest fixed "
+        "release, with its size and SHA1.",
         epilog="example: archs4x versions --species human --level gene",
     )
     p.add_argument("--species", choices=["human", "mouse"], help="only this species")
@@ -30,8 +31,10 @@ def _size(v) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..catalog import versions
+    from ._messages import warnings_to_stderr
 
-    df = versions(args.species, args.level, refresh=args.refresh, url=args.url)
+    with warnings_to_stderr("versions"):  # offline --refresh: one line, then the catalog
+        df = versions(args.species, args.level, refresh=args.refresh, url=args.url)
     cols = ["species", "level", "version", "size"]
     cols += ["url", "sha1"] if args.urls else ["file", "note"]
     out = df.assign(size=df["size"].map(_size), sha1=df["sha1"].fillna("-"))[cols]

@@ -1,8 +1,9 @@
 """An archs4py-compatible eager API, for code migrating from archs4py.
 
 ``import archs4x.compat as a4`` then ``a4.data.rand(file, 100)``, ``a4.meta.meta(file,
-"myoblast")``, ``a4.normalize(counts)``, ``a4.utils.filter_genes(counts)``, ``a4.ls(file)``
-and ``a4.versions()`` work as in archs4py, with archs4py's signatures, defaults and
+"myoblast")``, ``a4.normalize(counts)``, ``a4.utils.filter_genes(counts)``, ``a4.ls(file)``,
+``a4.versions()``, ``a4.download.counts("human")`` and ``a4.align.fastq("human", files)``
+work as in archs4py, with archs4py's signatures, defaults and
 return shapes (pandas DataFrames), on top of archs4x's lazy reader.  Where archs4py is
 wrong archs4x is right; the differences are listed in the README.
 
@@ -16,7 +17,7 @@ Examples
 
 from __future__ import annotations
 
-from . import data, meta, utils
+from . import align, data, download, meta, utils
 from .utils import ls, normalize, versions
 
-__all__ = ["data", "ls", "meta", "normalize", "utils", "versions"]
+__all__ = ["align", "data", "download", "ls", "meta", "normalize", "utils", "versions"]

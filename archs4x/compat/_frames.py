@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -35,7 +37,8 @@ def open_file(file: str | os.PathLike) -> xr.Dataset:
     the gene ids.
     """
     source = open_source(file)
-    return _opened.get_or_make(source, lambda: open_dataset(source))
+    key = cast(Hashable, source)  # frozen dataclasses: hashable (Protocols are not, to mypy)
+    return _opened.get_or_make(key, lambda: open_dataset(source))
 
 
 def row_labels(ds: xr.Dataset) -> np.ndarray:

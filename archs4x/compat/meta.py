@@ -16,7 +16,15 @@ import pandas as pd
 
 from ._frames import META_FIELDS, SEARCH_FIELDS, meta_frame, open_file
 
-__all__ = ["field", "meta", "samples", "series"]
+__all__ = [
+    "field",
+    "get_meta",
+    "get_meta_gene_field",
+    "get_meta_sample_field",
+    "meta",
+    "samples",
+    "series",
+]
 
 
 def meta(
@@ -97,4 +105,66 @@ def field(file: str | os.PathLike, field: str) -> list:
     ['ACTB', 'GAPDH', 'MYOD1']
     """
     ds = open_file(file)
+    return ds.archs4.field(field).tolist()
+
+
+def get_meta(file: str | os.PathLike) -> dict[str, list]:
+    """Every sample field of the file: ``{field: [values in file order]}``, as archs4py.
+
+    Text is decoded; numbers stay numbers.  The GSM ids are ``"geo_accession"``.
+
+    Examples
+    --------
+    >>> from archs4x.compat import meta
+    >>> from archs4x.datasets import example_file
+    >>> m = meta.get_meta(example_file())
+    >>> len(m["geo_accession"]), m["geo_accession"][0]
+    (400, 'GSM1000000')
+    """
+    ds = open_file(file)
+    return {name: ds.archs4.field(name).tolist() for name in _stored_sample_fields(file)}
+
+
+def _stored_sample_fields(file: str | os.PathLike) -> tuple[str, ...]:
+    """The names under ``meta/samples`` (``sample`` is the SRA field, as in archs4py)."""
+    from ..storage.sources import open_source
+
+    return open_source(file).layout().sample_fields
+
+
+def get_meta_sample_field(file: str | os.PathLike, field: str) -> list:
+    """One sample field (stored name) as a list, in file order.
+
+    Examples
+    --------
+    >>> from archs4x.compat import meta
+    >>> from archs4x.datasets import example_file
+    >>> meta.get_meta_sample_field(example_file(), "geo_accession")[:2]
+    ['GSM1000000', 'GSM1000003']
+    """
+    ds = open_file(file)
+    known = _stored_sample_fields(file)
+    if field not in known:
+        raise KeyError(f"no sample field {field!r}; available: {', '.join(known)}")
+    return ds.archs4.field(field).tolist()
+
+
+def get_meta_gene_field(file: str | os.PathLike, field: str) -> list:
+    """One gene field (stored name: ``symbol``, ``ensembl_gene``, ``biotype``...) as a list.
+
+    Examples
+    --------
+    >>> from archs4x.compat import meta
+    >>> from archs4x.datasets import example_file
+    >>> meta.get_meta_gene_field(example_file(), "symbol")[:3]
+    ['ACTB', 'GAPDH', 'MYOD1']
+    """
+    from ..storage.sources import open_source
+
+    ds = open_file(file)
+    layout = open_source(file).layout()
+    if layout.feature_group != "meta/genes" or field not in layout.feature_fields:
+        raise KeyError(
+            f"no gene field {field!r}; available: {', '.join(layout.feature_fields) or 'none'}"
+        )
     return ds.archs4.field(field).tolist()

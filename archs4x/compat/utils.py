@@ -9,6 +9,7 @@ labelled by symbol) to an :class:`xarray.DataArray`, calls the archs4x function
 from __future__ import annotations
 
 import os
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -66,26 +67,31 @@ def to_frame(arr: xr.DataArray) -> pd.DataFrame:
 
 
 def normalize(
-    counts: pd.DataFrame, method: str = "log_quantile", tmm_outlier: float = 0.05
+    counts: pd.DataFrame,
+    method: Literal["quantile", "log_quantile", "cpm", "tmm"] = "log_quantile",
+    tmm_outlier: float = 0.05,
+    empty: Literal["raise", "nan"] = "raise",
 ) -> pd.DataFrame:
     """Normalise a counts DataFrame: ``"quantile"``, ``"log_quantile"``, ``"cpm"`` or ``"tmm"``.
 
     Delegates to :func:`archs4x.normalize.normalize`; returns float32 with the same rows
     and columns.  ``"tmm"`` is edgeR's TMM (archs4py's is not, see the README), with
     ``tmm_outlier`` as the trim fraction of the mean log expression (edgeR's ``sumTrim``).
-    A sample with no reads raises ValueError under ``"cpm"`` and ``"tmm"`` (archs4py
-    returns NaN).
+    A sample with no reads raises :class:`archs4x.errors.EmptyLibraryError` (a
+    ValueError) under ``"cpm"`` and ``"tmm"``; ``empty="nan"`` gives it NaN, as archs4py
+    does, and normalises the others without it.
 
     Examples
     --------
-    >>> df = pd.DataFrame([[1, 3], [9, 7]], index=["A", "B"], columns=["GSM1", "GSM2"])
-    >>> normalize(df, "cpm").round(0).values.tolist()
-    [[100000.0, 300000.0], [900000.0, 700000.0]]
+    >>> df = pd.DataFrame([[1, 3, 0], [9, 7, 0]], index=["A", "B"], columns=["x", "y", "z"])
+    >>> normalize(df, "cpm", empty="nan").round(0).values.tolist()
+    [[100000.0, 300000.0, nan], [900000.0, 700000.0, nan]]
     """
     from ..compute.normalize import normalize as _normalize
 
-    kwargs = {"sum_trim": tmm_outlier} if method == "tmm" else {}
-    out = to_frame(_normalize(to_dataarray(counts), method=method, dtype=np.float32, **kwargs))
+    kwargs: dict[str, Any] = {"sum_trim": tmm_outlier} if method == "tmm" else {}
+    data = to_dataarray(counts)
+    out = to_frame(_normalize(data, method=method, dtype=np.float32, empty=empty, **kwargs))
     out.index, out.columns = counts.index, counts.columns
     return out.astype(np.float32)
 
@@ -101,8 +107,18 @@ def aggregate_duplicate_genes(exp: pd.DataFrame) -> pd.DataFrame:
     """
     from ..compute.genes import aggregate_duplicate_genes as _aggregate
 
+    if exp.shape[1] == 0:  # no samples: nothing to sum, one row per symbol (as archs4py)
+        return _no_samples(exp, aggregate=True)
     out = to_frame(_aggregate(to_dataarray(exp)))
     return out.sort_index()
+
+
+def _no_samples(exp: pd.DataFrame, *, aggregate: bool) -> pd.DataFrame:
+    """The answer for a frame without samples: every row passes any per-sample rule."""
+    if not aggregate:
+        return exp.copy()
+    rows = pd.Index(sorted(set(exp.index)))
+    return pd.DataFrame(index=rows, columns=exp.columns, dtype=np.uint64)
 
 
 def filter_genes(
@@ -125,6 +141,8 @@ def filter_genes(
     """
     from ..compute.genes import filter_genes as _filter
 
+    if exp.shape[1] == 0:  # 0 >= sampleThreshold x 0: every gene passes, as in archs4py
+        return _no_samples(exp, aggregate=aggregate)
     arr = _filter(to_dataarray(exp), read_threshold=readThreshold,
                   sample_threshold=sampleThreshold, aggregate=aggregate)  # fmt: skip
     out = to_frame(arr)

@@ -23,8 +23,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..dims import SAMPLE
 from .passes import reread
-from .tmm import tmm_factors
+from .tmm import factors_and_libraries
+from .tmm import tmm_options as _tmm_options
 from .validate import as_counts, check_block, empty_library_error, restore, sample_labels
 
 __all__ = ["METHODS", "cpm", "normalize", "quantile_normalize"]
@@ -37,30 +39,59 @@ EMPTY = ("raise", "nan")
 _BATCH = 64
 #: Non-negative integers below this are mapped to their target through a dense table.
 _TABLE = 1 << 16
+_LOG1P2: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------- quantile
 
 
-def _sorted_rows(cols: np.ndarray, log: bool) -> np.ndarray:
-    """Each row of ``cols`` (samples x features) sorted, as float64 (log2(1+x) if ``log``)."""
-    if log and cols.dtype.kind == "f":
-        srt = np.log2(1.0 + cols.astype(np.float64))
-        srt.sort(axis=1)
-        return srt
-    srt = np.sort(cols, axis=1).astype(np.float64, copy=False)
-    if log:
-        srt = np.log2(1.0 + srt)
-    return srt
+def _log1p2_table() -> np.ndarray:
+    """``log2(1 + i)`` for the integers below :data:`_TABLE` (made once per process)."""
+    global _LOG1P2
+    if _LOG1P2 is None:
+        _LOG1P2 = np.log2(1.0 + np.arange(_TABLE, dtype=np.float64))
+    return _LOG1P2
+
+
+def _log1p2_sorted(srt: np.ndarray) -> np.ndarray:
+    """``log2(1 + srt)`` of sorted non-negative integer rows, small values by table.
+
+    The table entries are the float64 values ``np.log2(1.0 + float(i))``, so every value
+    is the one the element-wise expression gives."""
+    out = _log1p2_table()[np.minimum(srt, _TABLE - 1)]
+    big = srt >= _TABLE
+    if big.any():
+        out[big] = np.log2(1.0 + srt[big].astype(np.float64))
+    return out
 
 
 def _sorted_sum(block: np.ndarray, log: bool) -> np.ndarray:
-    """Sum over the samples of a block of each sample's sorted values: shape (features, 1)."""
+    """Sum over the samples of a block of each sample's sorted values: shape (features, 1).
+
+    Integer counts are summed as integers (exact, like float64 below 2**53, and cheaper);
+    their ``log2(1 + x)`` comes from a table for the common small values.
+    """
     check_block(block, "quantile_normalize", negative=not log)
     cols = block.T
+    kind = block.dtype.kind
     total = np.zeros(block.shape[0])
+    exact = np.zeros(block.shape[0], dtype=np.uint64 if kind == "u" else np.int64)
     for start in range(0, cols.shape[0], _BATCH):
-        total += _sorted_rows(np.ascontiguousarray(cols[start : start + _BATCH]), log).sum(axis=0)
+        part = np.array(cols[start : start + _BATCH], order="C")  # a copy: sorted in place
+        if log and kind == "f":
+            srt = np.log2(1.0 + part.astype(np.float64))
+            srt.sort(axis=1)
+            total += srt.sum(axis=0)
+            continue
+        part.sort(axis=1)
+        if kind not in "iu":
+            total += part.astype(np.float64).sum(axis=0)
+        elif log:
+            total += _log1p2_sorted(part).sum(axis=0)
+        else:
+            exact += part.sum(axis=0, dtype=exact.dtype)
+    if kind in "iu" and not log:
+        total = exact.astype(np.float64)
     return total[:, None]
 
 
@@ -86,6 +117,7 @@ def _assign(block: np.ndarray, target: np.ndarray, log: bool, ties: str) -> np.n
     out = np.empty(cols.shape, dtype=np.float64)
     integer = cols.dtype.kind in "iu"
     table = np.empty(_TABLE) if integer else None
+    clipped = np.empty(n, dtype=cols.dtype)
     new = np.empty(n, dtype=bool)
     for start in range(0, cols.shape[0], _BATCH):
         srt = np.sort(cols[start : start + _BATCH], axis=1)
@@ -98,14 +130,14 @@ def _assign(block: np.ndarray, target: np.ndarray, log: bool, ties: str) -> np.n
             uniq = sorted_col[starts]
             if integer and uniq[0] >= 0 and uniq[-1] < _TABLE:
                 table[uniq] = values
-                out[start + i] = table[col]
-            elif integer and uniq[0] >= 0:
+                np.take(table, col, out=out[start + i])
+            elif integer and uniq[0] >= 0:  # a few large counts: table, then fix those
                 n_small = int(np.searchsorted(uniq, _TABLE))
                 table[uniq[:n_small]] = values[:n_small]
-                row = table[np.minimum(col, _TABLE - 1)]
+                row = out[start + i]
+                np.take(table, np.minimum(col, _TABLE - 1, out=clipped), out=row)
                 big = np.flatnonzero(col >= _TABLE)
                 row[big] = values[np.searchsorted(uniq, col[big])]
-                out[start + i] = row
             else:
                 out[start + i] = values[np.searchsorted(uniq, col)]
     return out.T
@@ -156,7 +188,11 @@ def quantile_normalize(
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
-    arr, _ = as_counts(counts)
+    arr, feat = as_counts(counts)
+    if arr.shape[0] == 0:
+        raise ValueError(
+            f"quantile normalization needs at least one {feat}: the counts have 0 along {feat!r}"
+        )
     data = arr.data
     n_samples = data.shape[1]
     n_blocks = len(data.chunks[1])
@@ -177,7 +213,9 @@ def _cpm_block(block, labels, factors, mean_lib, log, prior, empty, block_info=N
     check_block(block, "cpm")
     lib = block.sum(axis=0, dtype=np.float64)
     if factors is not None:
-        lib = lib * factors[0]
+        f = factors[0]
+        _check_factors(f, labels[0], block_info, empty_lib=~(lib > 0))
+        lib = lib * f
     bad = ~(lib > 0)
     if bad.any():
         if empty == "raise":
@@ -191,16 +229,48 @@ def _cpm_block(block, labels, factors, mean_lib, log, prior, empty, block_info=N
         return (np.log(block + scaled) - np.log(lib + 2 * scaled) + np.log(1e6)) / np.log(2)
 
 
-def _factors_row(norm_factors: Any, arr: xr.DataArray) -> da.Array:
-    """Normalization factors as a (1, n_samples) Dask array chunked like ``arr``'s samples."""
+def _check_factors(f: np.ndarray, labels: np.ndarray, block_info: Any = None,
+                   empty_lib: np.ndarray | None = None) -> None:  # fmt: skip
+    """Raise ``ValueError`` naming the first sample whose normalization factor is not a
+    finite number > 0.  NaN is accepted where the library is empty (``empty_lib``): that
+    is what :func:`archs4x.tmm_factors` gives such samples with ``empty="nan"``."""
+    bad = ~(np.isfinite(f) & (f > 0))
+    if empty_lib is not None:
+        bad &= ~(np.isnan(f) & empty_lib)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        start = block_info[0]["array-location"][1][0] if block_info else 0
+        raise ValueError(
+            f"norm_factors must be finite numbers > 0: sample {labels[i]!r} (position "
+            f"{start + i}) has {float(f[i])!r}"
+        )
+
+
+def _factors_row(norm_factors: Any, arr: xr.DataArray, empty: str) -> da.Array:
+    """Normalization factors as a (1, n_samples) Dask array chunked like ``arr``'s samples.
+
+    Factors in memory are checked now (NaN only if ``empty="nan"``; a NaN factor of a
+    sample that turns out not to be empty raises at compute time); lazy ones when
+    computed.
+    """
     if isinstance(norm_factors, xr.DataArray):
         norm_factors = norm_factors.data
-    f = da.asarray(norm_factors, dtype=np.float64)
+    if isinstance(norm_factors, da.Array):
+        f = norm_factors.astype(np.float64)
+    else:
+        try:
+            f = np.asarray(norm_factors, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"norm_factors must be numbers, one per sample: {exc}") from exc
+        if f.shape == (arr.shape[1],):
+            index = arr.indexes.get(SAMPLE)
+            labels = np.asarray(index if index is not None else np.arange(f.size), dtype=object)
+            _check_factors(f, labels, empty_lib=np.isnan(f) if empty == "nan" else None)
     if f.shape != (arr.shape[1],):
         raise ValueError(
             f"norm_factors must have one value per sample ({arr.shape[1]}), got shape {f.shape}"
         )
-    return f.rechunk((arr.chunks[1],))[None, :]
+    return da.asarray(f).rechunk((arr.chunks[1],))[None, :]
 
 
 def _mean_lib(lib: np.ndarray) -> np.ndarray:
@@ -248,7 +318,7 @@ def cpm(
     --------
     >>> import archs4x
     >>> from archs4x.datasets import example_file
-    >>> ds = archs4x.open_dataset(example_file())
+    >>> ds = archs4x.open_dataset(example_file(empty_libraries=True))
     >>> c = cpm(ds.counts.isel(sample=slice(0, 5)))
     >>> c.sum("gene").values.round(6).tolist()
     [1000000.0, 1000000.0, 1000000.0, 1000000.0, 1000000.0]
@@ -260,17 +330,34 @@ def cpm(
     >>> int(np.isnan(logcpm).all(axis=0).sum())  # the three empty samples
     3
     """
+    _check_cpm_options(empty, prior_count)
+    arr, _ = as_counts(counts, one_block=norm_factors is None)
+    factors = None if norm_factors is None else _factors_row(norm_factors, arr, empty)
+    out = _cpm(arr, factors, None, log, prior_count, empty)
+    name = "tmm" if norm_factors is not None else "cpm"
+    extra = {"log": int(log)} | ({"prior_count": prior_count} if log else {})
+    return restore(out, arr, counts, _attrs(name, arr, **extra))
+
+
+def _check_cpm_options(empty: str, prior_count: float) -> None:
     if empty not in EMPTY:
         raise ValueError(f"empty must be one of {EMPTY}, got {empty!r}")
     if not np.isfinite(prior_count) or prior_count < 0:
         raise ValueError(f"prior_count must be a finite number >= 0, got {prior_count!r}")
-    arr, _ = as_counts(counts, one_block=norm_factors is None)
+
+
+def _cpm(arr, factors, lib, log, prior_count, empty) -> da.Array:
+    """The CPM graph: one read of ``arr``, after what it needs (factors, mean library).
+
+    ``lib``: the library sizes if already known (TMM has them), else log-CPM reads the
+    input once more for them.
+    """
     data = arr.data
-    factors = None if norm_factors is None else _factors_row(norm_factors, arr)
     mean_lib = None
     after = [] if factors is None else [factors]
     if log:
-        lib = data.sum(axis=0, dtype=np.float64)
+        if lib is None:
+            lib = data.sum(axis=0, dtype=np.float64)
         if factors is not None:
             lib = lib * factors[0]
         mean_lib = da.map_blocks(
@@ -280,10 +367,7 @@ def cpm(
     if after:
         data = reread(data, *after)
     args = [data, sample_labels(arr), factors, mean_lib, log, prior_count, empty]
-    out = da.map_blocks(_cpm_block, *args, dtype=np.float64)
-    name = "tmm" if norm_factors is not None else "cpm"
-    extra = {"log": int(log)} | ({"prior_count": prior_count} if log else {})
-    return restore(out, arr, counts, _attrs(name, arr, **extra))
+    return da.map_blocks(_cpm_block, *args, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -354,6 +438,7 @@ def normalize(
         raise ValueError(f"unsupported normalization method {method!r}: choose one of {METHODS}")
     if tmm_options and method != "tmm":
         raise TypeError(f"unexpected options for method {method!r}: {sorted(tmm_options)}")
+    dtype = _result_dtype(dtype)
     if method in ("quantile", "log_quantile"):
         if log:
             raise ValueError("log=True applies to 'cpm' and 'tmm'; use method='log_quantile'")
@@ -361,6 +446,31 @@ def normalize(
     elif method == "cpm":
         out = cpm(counts, log=log, prior_count=prior_count, empty=empty)
     else:
-        factors = tmm_factors(counts, empty=empty, **tmm_options)
-        out = cpm(counts, log=log, prior_count=prior_count, norm_factors=factors, empty=empty)
-    return out if np.dtype(dtype) == out.dtype else out.astype(dtype)
+        out = _tmm_cpm(counts, log, prior_count, empty, tmm_options)
+    return out if dtype == out.dtype else out.astype(dtype)
+
+
+def _result_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` if it can hold normalized values (a float of 32 bits or more), else raise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be a NumPy floating-point dtype, got {dtype!r}") from exc
+    if dt.kind != "f" or dt.itemsize < 4:
+        raise ValueError(
+            f"dtype must be a floating-point type of 32 bits or more (numpy.float32 or "
+            f"numpy.float64), got {dt.name}: normalized values are fractional and CPM reaches "
+            f"1,000,000, which {dt.name} would truncate, wrap or overflow"
+        )
+    return dt
+
+
+def _tmm_cpm(counts, log: bool, prior_count: float, empty: str, tmm_options: dict):
+    """TMM-CPM: the factors' two reads (library sizes come with them), then the output."""
+    _check_cpm_options(empty, prior_count)
+    options = _tmm_options(empty, **tmm_options)
+    arr, _ = as_counts(counts)
+    factors, lib = factors_and_libraries(arr, options[:4], options[4], empty)
+    out = _cpm(arr, factors[None, :], lib, log, prior_count, empty)
+    extra = {"log": int(log)} | ({"prior_count": prior_count} if log else {})
+    return restore(out, arr, counts, _attrs("tmm", arr, **extra))

@@ -9,7 +9,7 @@ problems with :func:`check_block` and :func:`empty_library_error`, naming the sa
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import dask.array as da
 import numpy as np
@@ -121,7 +121,8 @@ def sample_labels(arr: xr.DataArray) -> da.Array:
     """
     index = arr.indexes.get(SAMPLE)
     labels = np.asarray(index, dtype=object) if index is not None else np.arange(arr.shape[1])
-    return da.from_array(labels, chunks=(arr.chunks[1],))[None, :]
+    chunks = cast("tuple[tuple[int, ...], ...]", arr.chunks)  # Dask-backed: chunks are known
+    return da.from_array(labels, chunks=(chunks[1],))[None, :]
 
 
 def empty_library_error(what: str, lib: np.ndarray, labels: np.ndarray, block_info: Any) -> None:

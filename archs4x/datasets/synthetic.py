@@ -30,11 +30,14 @@ from .._options import cache_dir
 
 __all__ = [
     "SAMPLE_FIELDS",
+    "TOUR_SAMPLES",
+    "TOUR_SERIES",
     "example_file",
+    "planted_characteristics",
     "write_archs4_file",
 ]
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 SAMPLE_FIELDS = (
     "channel_count", "characteristics_ch1", "contact_address", "contact_city",
@@ -118,6 +121,238 @@ def _date(day: np.ndarray) -> list[str]:
     return [f"{_MONTHS[m]} {d:02d} {y}" for m, d, y in zip(months, days, years, strict=True)]
 
 
+def _day(year: int, month: int, day: int) -> int:
+    """The inverse of :func:`_date` (``day`` at most 28)."""
+    return (year - 2010) * 336 + (month - 1) * 28 + day - 1
+
+
+# --------------------------------------------------------------------------------------
+# characteristics_ch1: "key: value" pairs the way GEO submitters write them
+# --------------------------------------------------------------------------------------
+#: How submitters spell each key (every variant maps to the key on the left in
+#: :data:`archs4x.query.characteristics.SYNONYMS`).  A series uses one spelling.
+_KEY_VARIANTS = {
+    "tissue": ("tissue", "Tissue", "organ", "tissue type", "tissue_type", "Tissue Type",
+               "tissues"),
+    "cell_type": ("cell type", "Cell type", "cell_type", "celltype", "cell types",
+                  "Cell Type"),
+    "cell_line": ("cell line", "cell_line", "Cell line", "cell-line", "cellline"),
+    "sex": ("sex", "Sex", "gender", "Gender"),
+    "age": ("age", "Age", "age (years)", "age (yrs)"),
+    "disease": ("disease state", "disease", "diagnosis"),
+    "donor": ("donor", "individual", "patient id"),
+    "genotype": ("genotype", "genotype/variation", "Genotype"),
+    "treatment": ("treatment", "Treatment", "treatments", "agent"),
+    "time": ("time", "time point", "timepoint"),
+}  # fmt: skip
+_MOUSE_AGE_KEYS = ("age", "Age", "age (weeks)")
+#: Share of series that report each key.
+_KEY_SHARE = {
+    "tissue": 0.8,
+    "cell_type": 0.6,
+    "cell_line": 0.25,
+    "sex": 0.45,
+    "age": 0.35,
+    "disease": 0.2,
+    "donor": 0.2,
+    "genotype": 0.2,
+    "treatment": 0.5,
+    "time": 0.15,
+}
+_CELL_LINES = {
+    "human": ("HSMM", "HepG2", "Jurkat", "SH-SY5Y", "A549", "HEK293", "AC16", "BJ", "Caco-2",
+              "EndoC-βH1", "K562", "H9", "MCF-7", "SGBS", "ARPE-19"),
+    "mouse": ("C2C12", "Hepa1-6", "EL4", "Neuro-2a", "LA-4", "mIMCD-3", "HL-1", "NIH/3T3",
+              "CT26", "MIN6", "32D", "E14", "4T1", "3T3-L1", "661W"),
+}  # fmt: skip
+# One per entry of _TREATMENTS: commas and units inside values, as submitters write them.
+_TREATMENT_TEXT = ("none", "DMSO", "dexamethasone, 5 μM, 24 h", "TNF-α, 10 ng/ml, 6 h",
+                   "LPS 100 ng/ml, 2 h", "siRNA control", "shRNA knockdown of MYOD1",
+                   "hypoxia (1% O₂), 48 h", "IFN-γ 20 ng/ml")  # fmt: skip
+_GENOTYPES = ("wild type", "Cre:ERT2", "MYOD1 -/-", "TP53 R175H, heterozygous",
+              "shRNA: scrambled")  # fmt: skip
+_TIMES = ("0 h", "6 h", "24 h", "day 3", "ZT 12:00")
+_MISSING_TEXT = ("NA", "unknown", "N/A", "not available", "")
+_WEEK = 7 / 365.25
+
+
+def _series_uniform(series: np.ndarray, salt: int) -> np.ndarray:
+    """A uniform number in [0, 1) per series and salt (splitmix64): one style per series."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(series, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        x = x + np.uint64(salt) * np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _disease(tissue: int, u: float) -> str:
+    if tissue == 12:
+        return "breast cancer, ER-positive" if u < 0.5 else "breast cancer, triple-negative"
+    if tissue == 9 and u < 0.4:
+        return "type 2 diabetes"
+    return "healthy" if u < 0.7 else "control"
+
+
+def _characteristics(lat: _SampleLatents, species: str) -> tuple[list[str], list[dict]]:
+    """``characteristics_ch1`` text of every sample, and the truth planted in it.
+
+    The truth of a sample maps each key written to its value (``None`` when written as a
+    missing value such as "NA"); ages are in years; a key written twice maps to its
+    values joined by ``"; "``.
+    """
+    n = lat.n
+    keys = list(_KEY_VARIANTS)
+    share = {k: _series_uniform(lat.series, 11 + i) for i, k in enumerate(keys)}
+    spelling = {k: _series_uniform(lat.series, 41 + i) for i, k in enumerate(keys)}
+    style = _series_uniform(lat.series, 97)  # how ages / sexes are written in a series
+    u = lat.ch_u
+    texts, truths = [], []
+    for i in range(n):
+        if i in lat.tour_characteristics:
+            text, truth = lat.tour_characteristics[i]
+            texts.append(_double_encode(text) if lat.mojibake[i] else text)
+            truths.append(dict(truth))
+            continue
+        t = int(lat.tissue[i])
+        pairs: list[tuple[str, str, str, object]] = []  # key, spelling, written, truth
+
+        def add(key: str, value: str, truth: object, spellings=None, i=i, pairs=pairs) -> None:
+            variants = spellings or _KEY_VARIANTS[key]
+            pairs.append((key, variants[int(spelling[key][i] * len(variants))], value, truth))
+
+        def maybe_missing(value: str, truth: object, j: int, i=i) -> tuple[str, object]:
+            if u[i, j] < 0.07:
+                return _MISSING_TEXT[int(u[i, j] / 0.07 * len(_MISSING_TEXT))], None
+            return value, truth
+
+        present = {k for k in keys if share[k][i] < _KEY_SHARE[k]}
+        if t == 11:  # embryonic stem cells: a cell line, no donor sex or age
+            present -= {"sex", "age", "donor", "disease"}
+        if not present:
+            present = {"tissue"}
+        if "tissue" in present:
+            add("tissue", _TISSUES[t][2], _TISSUES[t][2])
+        if "cell_type" in present:
+            add("cell_type", _TISSUES[t][1], _TISSUES[t][1])
+        if "cell_line" in present:
+            line = _CELL_LINES[species][t]
+            add("cell_line", line, line)
+        if "sex" in present:
+            sex = "female" if u[i, 1] < 0.5 else "male"
+            sex = sex.capitalize() if style[i] < 0.3 else sex
+            add("sex", *maybe_missing(sex, sex, 0))
+        if "age" in present:
+            if species == "human":
+                years = int(18 + u[i, 2] * 67)
+                form = int(style[i] * 5)
+                name_i = int(spelling["age"][i] * len(_KEY_VARIANTS["age"]))
+                if name_i >= 2:  # "age (years)": the unit is in the key
+                    value = str(years)
+                else:
+                    value = (f"{years} years", f"{years} yrs", f"{years}y",
+                             f"{years} years old", str(years))[form]  # fmt: skip
+                add("age", *maybe_missing(value, float(years), 3))
+            else:
+                weeks = int(4 + u[i, 2] * 20)
+                name_i = int(spelling["age"][i] * len(_MOUSE_AGE_KEYS))
+                value = str(weeks) if name_i == 2 else (
+                    f"{weeks} weeks", f"{weeks} wk", f"{weeks}w", f"{weeks} weeks old")[
+                    int(style[i] * 4)]  # fmt: skip
+                add("age", *maybe_missing(value, weeks * _WEEK, 3), spellings=_MOUSE_AGE_KEYS)
+        if "disease" in present:
+            value = _disease(t, u[i, 4])
+            add("disease", value, value)
+        if "donor" in present:
+            value = f"D{int(u[i, 4] * 40) + 1}" if style[i] < 0.5 else f"patient {i % 17 + 1}"
+            add("donor", value, value)
+        if "genotype" in present:
+            value = _GENOTYPES[int(lat.series[i]) % len(_GENOTYPES)]
+            add("genotype", value, value)
+        if "treatment" in present:
+            value = _TREATMENT_TEXT[lat.treatment[i]]
+            add("treatment", value, value)
+            if u[i, 5] < 0.05:  # the same key twice
+                add("treatment", "24 h", "24 h")
+        if "time" in present:
+            value = _TIMES[int(u[i, 4] * len(_TIMES))]
+            add("time", value, value)
+        pairs = pairs[:6]
+        truth: dict[str, object] = {}
+        for key, _, _, value in pairs:
+            if key in truth and truth[key] is not None and value is not None:
+                truth[key] = f"{truth[key]}; {value}"
+            elif key not in truth:
+                truth[key] = value
+        parts = [f"{name}: {value}".rstrip() if value else f"{name}:" for _, name, value, _ in
+                 pairs]  # fmt: skip
+        if u[i, 5] > 0.95 and len(parts) > 1:  # an empty pair
+            parts.insert(1, "")
+        text = ",".join(parts) + ("," if 0.93 < u[i, 5] <= 0.95 else "")
+        texts.append(_double_encode(text) if lat.mojibake[i] else text)
+        truths.append(truth)
+    return texts, truths
+
+
+# --------------------------------------------------------------------------------------
+# archs4py's example samples and series, for the README's tour
+# --------------------------------------------------------------------------------------
+#: archs4py's example samples (the README's tour uses them); their metadata is synthetic.
+TOUR_SAMPLES = ("GSM1158284", "GSM1482938", "GSM1562817")
+# (series, tissue, title, submitted, characteristics, truth) of the first two
+_TOUR_BULK = (
+    ("GSE47501", 0, "HSMM myoblasts, growth medium, rep 1", (2013, 6, 3),
+     "cell type: skeletal muscle myoblast,cell line: HSMM,treatment: growth medium, 20% FBS",
+     {"cell_type": "skeletal muscle myoblast", "cell_line": "HSMM",
+      "treatment": "growth medium, 20% FBS"}),
+    ("GSE60412", 1, "liver biopsy, donor 12", (2014, 8, 13),
+     "tissue: liver,Sex: female,age (years): 54,disease state: NAFLD",
+     {"tissue": "liver", "sex": "female", "age": 54.0, "disease": "NAFLD"}),
+)  # fmt: skip
+#: GSE64016: single H1 human embryonic stem cells, unsynchronised and FUCCI-sorted.
+TOUR_SERIES = "GSE64016"
+_TOUR_PHASES = ("unsynchronized", "G1", "S", "G2/M")
+
+
+def _tour(lat: _SampleLatents, n: int) -> None:
+    """Place archs4py's example samples and GSE64016 in the last 14 samples of ``lat``."""
+    start = n - 14
+    rows = []
+    for k, (gse, tissue, title, date, text, truth) in enumerate(_TOUR_BULK):
+        gsm = int(TOUR_SAMPLES[k][3:])
+        rows.append((start + k, gsm, gse, tissue, False, title, date, text, truth))
+    # GSE64016: GSM1562817 and 11 more: three unsynchronised cells, three of each phase
+    for k in range(12):
+        phase = _TOUR_PHASES[k // 3]
+        title = f"{'H1' if k < 3 else phase.split('/')[0]}_Exp1.{k % 3 + 1:03d}"
+        text = (f"cell line: H1,cell type: human embryonic stem cell,"
+                f"cell cycle phase: {phase}")  # fmt: skip
+        truth = {"cell_line": "H1", "cell_type": "human embryonic stem cell",
+                 "cell_cycle_phase": phase}  # fmt: skip
+        gsm = int(TOUR_SAMPLES[2][3:]) if k == 0 else 1599493 + k
+        rows.append((start + 2 + k, gsm, TOUR_SERIES, 11, True, title, (2014, 12, 5),
+                     text, truth))  # fmt: skip
+    for pos, gsm, gse, tissue, sc, title, date, text, truth in rows:
+        lat.gsm[pos] = gsm
+        lat.series[pos] = int(gse[3:])
+        lat.multi_series[pos] = False
+        lat.tissue[pos] = tissue
+        lat.single_cell[pos] = sc
+        lat.scp[pos] = 0.93 + 0.005 * (pos % 10) if sc else 0.02 + 0.01 * (pos % 5)
+        lat.day[pos] = _day(*date)
+        lat.mojibake[pos] = False
+        lat.titles[pos] = title
+        lat.tour_characteristics[pos] = (text, truth)
+        if sc:
+            lat.sources[pos] = "H1 hESC"
+            lat.protocols[pos] = ("Single cells were captured on the Fluidigm C1 system; "
+                                  "cDNA was made with the SMARTer Ultra Low RNA kit.")  # fmt: skip
+        lat.redraw.add(pos)
+
+
 class _SampleLatents:
     """Per-sample hidden variables every metadata field is derived from."""
 
@@ -140,9 +375,29 @@ class _SampleLatents:
         )
         self.gsm = 1_000_000 + np.arange(n, dtype=np.int64) * 3 + rng.integers(0, 3, n)
         self.rep = np.arange(n) % 4 + 1
+        # drawn last, so every variable above is what earlier generator versions drew
+        self.ch_u = rng.random((n, 6))
+        # what the counts of each sample were drawn from (before the tour moved some)
+        self.counts_of = (self.single_cell.copy(), self.tissue.copy(), self.series.copy())
+        self.titles: dict[int, str] = {}
+        self.sources: dict[int, str] = {}
+        self.protocols: dict[int, str] = {}
+        self.tour_characteristics: dict[int, tuple[str, dict]] = {}
+        self.redraw: set[int] = set()  # samples whose counts are drawn on their own
 
 
 def _sample_field(name: str, lat: _SampleLatents, spec: dict, species: str):
+    values = _sample_field_values(name, lat, spec, species)
+    override = {"title": lat.titles, "source_name_ch1": lat.sources,
+                "extract_protocol_ch1": lat.protocols}.get(name)  # fmt: skip
+    if override:
+        values = list(values)
+        for pos, value in override.items():
+            values[pos] = value
+    return values
+
+
+def _sample_field_values(name: str, lat: _SampleLatents, spec: dict, species: str):
     n = lat.n
     idx = range(n)
     if name == "geo_accession":
@@ -155,12 +410,7 @@ def _sample_field(name: str, lat: _SampleLatents, spec: dict, species: str):
             for s, o, m in zip(lat.series, lat.other_series, lat.multi_series, strict=True)
         ]
     if name == "characteristics_ch1":
-        out = []
-        for i in idx:
-            t = _TISSUES[lat.tissue[i]]
-            s = f"tissue: {t[2]},cell type: {t[1]},treatment: {_TREATMENTS[lat.treatment[i]]}"
-            out.append(_double_encode(s) if lat.mojibake[i] else s)
-        return out
+        return _characteristics(lat, species)[0]
     if name == "source_name_ch1":
         return [_TISSUES[t][0] for t in lat.tissue]
     if name == "title":
@@ -294,11 +544,20 @@ class _CountModel:
         return sx.choice(self.n_genes, size=k, replace=False), sx.normal(0.0, 0.8, k)
 
     def block(self, rng: np.random.Generator, single_cell: np.ndarray, tissue: np.ndarray,
-              series: np.ndarray) -> np.ndarray:  # fmt: skip
+              series: np.ndarray, *, empty_share: float = 0.01,
+              empty_out: list | None = None) -> np.ndarray:  # fmt: skip
+        """Counts of a block of samples (features x samples).
+
+        About ``empty_share`` of the samples get an empty library (no reads); their
+        positions in the block are appended to ``empty_out`` when given.
+        """
         n = single_cell.size
         lib = rng.lognormal(np.log(1.2e7), 0.9, n)
         lib[single_cell] = rng.lognormal(np.log(4e5), 1.0, int(single_cell.sum()))
-        lib[rng.random(n) < 0.01] = 0.0  # a few failed, empty libraries
+        empty = rng.random(n) < empty_share
+        lib[empty] = 0.0  # failed, empty libraries
+        if empty_out is not None:
+            empty_out.extend(np.flatnonzero(empty).tolist())
         log_fold = np.zeros((self.n_genes, n))
         log_fold[self.effect_rows] = self.effect[:, tissue]
         for s in np.unique(series):
@@ -362,6 +621,8 @@ def write_archs4_file(
     string_kind: str = "vlen",
     chunk_rows: int = 2000,
     block_samples: int = 512,
+    empty_libraries: bool = False,
+    tour: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write a synthetic file in the exact ARCHS4 layout and return its path.
@@ -390,6 +651,12 @@ def write_archs4_file(
     block_samples : int
         Samples generated per block: memory is about ``n_genes * block_samples * 24``
         bytes whatever ``n_samples`` is.
+    empty_libraries : bool, default False
+        Give ~1% of the samples an empty library (no reads at all), as failed runs in
+        ARCHS4 have; CPM and TMM are undefined for them.
+    tour : bool, default False
+        Put archs4py's example samples (:data:`TOUR_SAMPLES`) and series GSE64016
+        (:data:`TOUR_SERIES`) in the last 14 samples (needs at least 30 samples).
     progress : callable, optional
         Called as ``progress(samples_done, n_samples)`` after each block.
 
@@ -412,10 +679,7 @@ def write_archs4_file(
     spec = _SPECIES[species]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([seed, n_genes, n_samples])
-    ids, symbols, biotypes, dup_rows, dup_source = _gene_table(n_genes, spec, rng)
-    model = _CountModel(n_genes, rng, dup_rows, dup_source, seed)
-    lat = _SampleLatents(n_samples, rng)
+    (ids, symbols, biotypes), model, lat = _model(n_genes, n_samples, species, seed, tour)
     chunk_r = min(chunk_rows, n_genes)
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -439,9 +703,22 @@ def write_archs4_file(
             with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
                 for b, s0 in enumerate(range(0, n_samples, block_samples)):
                     s1 = min(n_samples, s0 + block_samples)
+                    empty: list[int] = []
                     block = model.block(np.random.default_rng(block_seeds[b]),
-                                        lat.single_cell[s0:s1], lat.tissue[s0:s1],
-                                        lat.series[s0:s1])  # fmt: skip
+                                        *(v[s0:s1] for v in lat.counts_of),
+                                        empty_out=empty)  # fmt: skip
+                    redraw = {p for p in lat.redraw if s0 <= p < s1}
+                    if not empty_libraries:
+                        redraw.update(s0 + j for j in empty)
+                    for p in sorted(redraw):  # drawn on their own: the others are unchanged
+                        one = slice(p, p + 1)
+                        block[:, p - s0] = model.block(
+                            np.random.default_rng([seed, 13, n_genes, n_samples, p]),
+                            lat.single_cell[one],
+                            lat.tissue[one],
+                            lat.series[one],
+                            empty_share=0.0,
+                        )[:, 0]
                     if direct:
                         compress = partial(
                             _compress_column,
@@ -493,6 +770,49 @@ def write_archs4_file(
     return path
 
 
+def _model(n_genes: int, n_samples: int, species: str, seed: int, tour: bool):
+    """``(gene table, count model, sample latents)`` of a file: every draw, in order."""
+    if tour and n_samples < 30:
+        raise ValueError(f"tour=True needs at least 30 samples, got {n_samples}")
+    rng = np.random.default_rng([seed, n_genes, n_samples])
+    ids, symbols, biotypes, dup_rows, dup_source = _gene_table(n_genes, _SPECIES[species], rng)
+    model = _CountModel(n_genes, rng, dup_rows, dup_source, seed)
+    lat = _SampleLatents(n_samples, rng)
+    if tour:
+        _tour(lat, n_samples)
+    return (ids, symbols, biotypes), model, lat
+
+
+def planted_characteristics(
+    *,
+    n_genes: int = 4_500,
+    n_samples: int = 400,
+    species: str = "human",
+    seed: int = 0,
+    tour: bool = False,
+) -> dict[str, dict[str, object]]:
+    """The truth planted in ``characteristics_ch1`` of a file :func:`write_archs4_file`
+    writes with the same arguments: GSM id -> {key: value}.
+
+    Keys are the canonical names of :data:`archs4x.query.characteristics.SYNONYMS`; a value
+    is ``None`` where the submitter wrote a missing value ("NA", "unknown", ""); ages are
+    numbers in years; a key written twice maps to its values joined by ``"; "``.  The
+    truth is of the text as written (double-encoded samples have double-encoded values:
+    open the file with ``repair_text=True`` to compare them).
+
+    Examples
+    --------
+    >>> truth = planted_characteristics(tour=True)
+    >>> truth["GSM1482938"]
+    {'tissue': 'liver', 'sex': 'female', 'age': 54.0, 'disease': 'NAFLD'}
+    >>> sorted({len(t) for t in truth.values()})
+    [1, 2, 3, 4, 5, 6]
+    """
+    (_, _, _), _, lat = _model(n_genes, n_samples, species, seed, tour)
+    _, truths = _characteristics(lat, species)
+    return {f"GSM{g}": t for g, t in zip(lat.gsm, truths, strict=True)}
+
+
 def _write_features(f, level, version, spec, ids, symbols, biotypes, kind) -> None:
     if level == "gene":
         g = f.create_group("meta/genes")
@@ -522,21 +842,30 @@ def example_file(
     n_genes: int = 4_500,
     n_samples: int = 400,
     seed: int = 0,
+    empty_libraries: bool = False,
 ) -> Path:
     """Return the path of a cached example file, writing it on first use.
 
     The default (4,500 genes x 400 samples, ~2 MB) is the embedded example data that
-    the demo, doctests, notebooks and tests use.
+    the demo, doctests, notebooks and tests use.  Human example files of 30 samples or
+    more hold archs4py's example samples and series GSE64016 (``tour=True`` of
+    :func:`write_archs4_file`).  No sample has an empty library, so CPM and TMM compute,
+    unless ``empty_libraries=True`` (the same file with ~1% of the libraries empty).
 
     Examples
     --------
     >>> p = example_file()
     >>> p.name
-    'human_gene_v2.5_4500x400_s0_g2.h5'
+    'human_gene_v2.5_4500x400_s0_g3.h5'
+    >>> example_file(empty_libraries=True).name
+    'human_gene_v2.5_4500x400_s0_g3_empty.h5'
     """
-    name = f"{species}_{level}_v{version}_{n_genes}x{n_samples}_s{seed}_g{GENERATOR_VERSION}.h5"
+    name = (f"{species}_{level}_v{version}_{n_genes}x{n_samples}_s{seed}_g{GENERATOR_VERSION}"
+            f"{'_empty' if empty_libraries else ''}.h5")  # fmt: skip
     path = cache_dir() / name
     if not path.exists():
         write_archs4_file(path, n_genes=n_genes, n_samples=n_samples, species=species,
-                          level=level, version=version, seed=seed)  # fmt: skip
+                          level=level, version=version, seed=seed,
+                          empty_libraries=empty_libraries,
+                          tour=species == "human" and n_samples >= 30)  # fmt: skip
     return path

@@ -8,7 +8,12 @@ read by sample position, without asking Dask to compute.
 
 from ..errors import MissingIdsWarning
 from ..storage.layout import SAMPLE_ID_FIELD
+from .characteristics import parse_characteristics
+from .charfields import characteristics, with_characteristics
 from .columns import sample_column, sample_fields
+from .facets import facets
+from .fields import field_names
+from .filters import filter, parse_filter
 from .matching import match
 from .select import (
     DEFAULT_FIELDS,
@@ -28,11 +33,17 @@ __all__ = [
     "SAMPLE_ID_FIELD",
     "Missing",
     "MissingIdsWarning",
+    "characteristics",
+    "facets",
     "field",
+    "field_names",
+    "filter",
     "genes",
     "index",
     "match",
     "meta",
+    "parse_characteristics",
+    "parse_filter",
     "rand",
     "remove_single_cell",
     "sample_column",
@@ -40,4 +51,5 @@ __all__ = [
     "samples",
     "search",
     "series",
+    "with_characteristics",
 ]

@@ -163,7 +163,12 @@ class MetaCache:
             if info.get("name") == self.source.name and info.get("key") != self.source.cache_key:
                 shutil.rmtree(manifest.parent, ignore_errors=True)
         stale = self.source.cache_key
-        _memo.discard(lambda k: k[0] != stale and k[3] == self.source.name)
+        name = self.source.name
+
+        def older_version(key: Any) -> bool:  # keys: (cache_key, repair, field, name)
+            return key[0] != stale and key[3] == name
+
+        _memo.discard(older_version)
 
     def _file_name(self, field: str) -> str:
         return f"{field}.v{CACHE_FORMAT}.{'repaired' if self.repair else 'raw'}.arrow"

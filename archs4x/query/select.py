@@ -20,6 +20,7 @@ import re
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
+from types import FrameType
 from typing import Any, Literal
 
 import numpy as np
@@ -70,7 +71,8 @@ def _report_missing(what: str, absent: Sequence[str], missing: str) -> None:
 def _caller_level() -> int:
     """``stacklevel`` pointing at the first frame outside archs4x (the user's call)."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,7 @@ def field(ds: xr.Dataset, name: str) -> pd.Series:
     'GSM1000000'
     """
     fdim = feature_dim(ds)
-    feature_coords = [k for k, v in ds.coords.items() if v.dims == (fdim,)]
+    feature_coords: list[Any] = [k for k, v in ds.coords.items() if v.dims == (fdim,)]
     sample_names = [SAMPLE_ID_FIELD, *sample_fields(ds)]
     if name in sample_names or name == SAMPLE:
         col = _column_values(sample_column(ds, name))

@@ -10,7 +10,7 @@ from .caches import clear_caches
 from .identity import FileIdentity
 from .layout import Layout, detect_layout
 from .reader import ChunkReader
-from .sources import LocalFile, RemoteFile, Source, is_url, open_source
+from .sources import LocalFile, RemoteFile, Source, build_chunk_table, is_url, open_source
 
 __all__ = [
     "ChunkReader",
@@ -19,6 +19,7 @@ __all__ = [
     "LocalFile",
     "RemoteFile",
     "Source",
+    "build_chunk_table",
     "clear_caches",
     "detect_layout",
     "is_url",

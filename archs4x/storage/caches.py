@@ -110,6 +110,11 @@ class LRUCache(Generic[V]):
             for key in [k for k in self._items if predicate(k)]:
                 self._total -= self._items.pop(key)[1]
 
+    def items(self) -> list[tuple[Hashable, V]]:
+        """A snapshot of the entries (key, value), least recently used first."""
+        with self._lock:
+            return [(k, v) for k, (v, _) in self._items.items()]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -146,7 +151,7 @@ def clear_caches() -> None:
     with _REGISTRY_LOCK:
         caches = list(_REGISTRY)
         cleanups = list(_CLEANUPS)
+    for func in cleanups:  # first: they may need what the caches hold (open handles)
+        func()
     for cache in caches:
         cache.clear()
-    for func in cleanups:
-        func()

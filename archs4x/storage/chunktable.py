@@ -120,12 +120,29 @@ def load_table(cache_key: str, name: str) -> ChunkTable | None:
         return None
 
 
+def _remove_orphans(folder: Path) -> None:
+    """Delete temporary tables left by processes that died while building them."""
+    for tmp in folder.glob(".*.tmp"):
+        parts = tmp.name.split(".")
+        pid = next((int(p) for p in reversed(parts) if p.isdigit()), None)
+        if pid is None or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
 def save_table(cache_key: str, name: str, make: Callable[[np.ndarray | None], np.ndarray],
                grid: tuple[int, int]) -> ChunkTable:  # fmt: skip
     """Build a table straight into a memory-mapped temporary file, then rename it."""
     target = table_path(cache_key, name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_orphans(target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=target.parent)  # fmt: skip
     os.close(fd)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=TABLE_DTYPE, shape=grid)

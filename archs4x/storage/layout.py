@@ -141,7 +141,7 @@ def detect_layout(f: h5py.File) -> Layout:
 
     if TRANSCRIPTS_GROUP in f and any(k in f[TRANSCRIPTS_GROUP] for k in TRANSCRIPT_ID_FIELDS):
         level, group = TRANSCRIPT, TRANSCRIPTS_GROUP
-        id_candidates = TRANSCRIPT_ID_FIELDS
+        id_candidates: tuple[str, ...] = TRANSCRIPT_ID_FIELDS
     elif GENES_GROUP in f:
         level, group = GENE, GENES_GROUP
         id_candidates = GENE_ID_FIELDS

@@ -11,6 +11,35 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
+def try_file_lock(target: str | os.PathLike):
+    """Take ``<target>.lock`` if no other process holds it; yields whether it was taken.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.idx"
+    >>> with try_file_lock(p) as first, try_file_lock(p) as second:
+    ...     first, second
+    (True, False)
+    """
+    lock = Path(f"{target}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def file_lock(target: str | os.PathLike, *, beside: bool = True):
     """Hold an exclusive lock on ``<target>.lock`` for the duration of the block.
 

@@ -288,7 +288,8 @@ class ChunkReader:
         for _ in pool.map(run, batches):
             pass
 
-    def _fill_batch(self, batch: list, c_idx, row_plan, out_t, prefetched) -> None:
+    def _fill_batch(self, batch: list, c_idx, row_plan, out_t, prefetched,
+                    general: bool = False) -> None:  # fmt: skip
         """Fetch (local files), decode and scatter the chunks of a batch of columns."""
         offsets = np.stack([item[2] for item in batch])
         masks = np.stack([item[4] for item in batch])
@@ -307,6 +308,12 @@ class ChunkReader:
         _cr, cc = self.chunks
         plan, dtype, nbytes = self.plan, self._file_dtype, self._nbytes
         simple = plan.filters == (1,)  # deflate alone: the ARCHS4 pipeline
+        fast = simple and cc == 1 and dtype == self.dtype and isinstance(row_plan[0][1], slice)
+        if fast and not general:
+            # the ARCHS4 case: whole columns of (rows, 1) chunks, inflated straight into place
+            self._fill_columns(batch, c_idx, blobs, span_of, start_in, size_list, off_list,
+                               mask_list, row_plan, out_t)  # fmt: skip
+            return
         fill_chunk = self._fill_chunk
         views = [memoryview(blob) for blob in blobs]
         bands = [(rc, out_rows, in_rows) for rc, out_rows, in_rows in row_plan]
@@ -370,6 +377,53 @@ class ChunkReader:
                     out_t[pos, out_rows] = chunk[in_rows][:, local_cols].T
                 else:
                     out_t[np.ix_(pos, out_rows)] = chunk[np.ix_(in_rows, local_cols)].T
+
+    def _fill_columns(self, batch, c_idx, blobs, span_of, start_in, size_list, off_list,
+                      mask_list, row_plan, out_t) -> None:  # fmt: skip
+        """:meth:`_fill_batch` for whole columns of one-column deflate chunks.
+
+        Each chunk is inflated and its bytes copied into the output row of its sample with
+        one ``memoryview`` assignment: no array objects per chunk, which matters at ~30,000
+        chunks per 1,000 samples.  Unusual chunks (filter masks, wrong sizes, repeated
+        samples) take the general path.
+        """
+        nbytes = self._nbytes
+        itemsize = self.dtype.itemsize
+        row_bytes = out_t.shape[1] * itemsize
+        dst = memoryview(out_t).cast("B") if out_t.flags.c_contiguous else None
+        views = [memoryview(blob) for blob in blobs]
+        bands = [(rc, out_rows.start * itemsize, out_rows.stop * itemsize)
+                 for rc, out_rows, _ in row_plan]  # fmt: skip
+        slow = []
+        for n, item in enumerate(batch):
+            pos = item[1]
+            if dst is None or pos.size != 1 or any(mask_list[n]):
+                slow.append(n)
+                continue
+            base = int(pos[0]) * row_bytes
+            offs, spans, starts, szs = off_list[n], span_of[n], start_in[n], size_list[n]
+            for j, (rc, a, b) in enumerate(bands):
+                if offs[j] < 0:
+                    dst[base + a : base + b] = self._fill_chunk.data.cast("B")[: b - a]
+                    continue
+                raw = views[spans[j]][starts[j] : starts[j] + szs[j]]
+                try:
+                    data = _inflate(raw, nbytes)
+                except Exception:
+                    data = b""
+                if len(data) != nbytes:  # raises ChunkDecodeError, naming the chunk
+                    decode_chunk(raw, 0, self.plan, self._file_dtype, self.chunks,
+                                 where=self._where(rc, int(item[0]) * self.chunks[1]),
+                                 nbytes=nbytes)  # fmt: skip
+                    raise AssertionError("unreachable")  # pragma: no cover
+                dst[base + a : base + b] = memoryview(data)[: b - a]
+        if slow:
+            general = [batch[n] for n in slow]
+            prefetched = (blobs, [span_of[n] for n in slow], [start_in[n] for n in slow],
+                          [size_list[n] for n in slow])  # fmt: skip
+            # index the prefetched lists by the slow items' places among themselves
+            general = [(*item[:5], i) for i, item in enumerate(general)]
+            self._fill_batch(general, c_idx, row_plan, out_t, prefetched, general=True)
 
     def _where(self, rc: int, c0: int) -> Callable[[], str]:
         return lambda: f"{self.name}: chunk at offset {(rc * self.chunks[0], c0)}"

@@ -39,6 +39,15 @@ def _is_connection_error(exc: BaseException) -> bool:
                          "ConnectTimeoutError", "gaierror"})  # fmt: skip
 
 
+def _connection_reason(exc: BaseException) -> str:
+    """The innermost error of the chain, in a few words (``connection refused`` ...)."""
+    inner = list(_chain(exc))[-1]
+    if isinstance(inner, ConnectionRefusedError):
+        return "connection refused"
+    text = str(inner).strip()
+    return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
+
+
 def _chain(exc: BaseException):
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -60,13 +69,19 @@ def probe(fs: fsspec.AbstractFileSystem, path: str, url: str) -> tuple[int, str 
     try:
         fs.invalidate_cache(path)
         info = fs.info(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"No such remote ARCHS4 file: {url!r} (the server said 404)"
-        ) from None
     except Exception as exc:
-        if _is_connection_error(exc) or isinstance(exc, ConnectionError):
-            raise ConnectionError(f"cannot connect to the server of {url!r}: {exc}") from exc
+        # fsspec's HTTP filesystem reports a refused connection as FileNotFoundError,
+        # with the connection error as its cause: look down the chain first
+        if _is_connection_error(exc):
+            reason = _connection_reason(exc)
+            raise ConnectionError(
+                f"cannot connect to the server of {url!r} ({reason}): it is down, the "
+                "address is wrong, or the network is unreachable"
+            ) from exc
+        if isinstance(exc, FileNotFoundError):
+            raise FileNotFoundError(
+                f"No such remote ARCHS4 file: {url!r} (the server said it does not exist)"
+            ) from None
         raise
     etag = (
         info.get("ETag")

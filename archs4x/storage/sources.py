@@ -32,7 +32,7 @@ import numpy as np
 from .._options import cache_dir
 from ..errors import ChunkDecodeError, ChunkReadError, FileChangedError, NotArchs4Error
 from .btree import ChunkBTree, UnsupportedLayout, btree_root
-from .caches import LRUCache
+from .caches import LRUCache, register_cleanup
 from .chunktable import (
     SMALL_FILE_CHUNKS,
     ChunkTable,
@@ -196,7 +196,9 @@ class ChunkLocator:
         dset = f[EXPRESSION]
         self.name = dset.name
         self.cache_key = src.cache_key
+        self.source = src
         self.tree: ChunkBTree | None = None
+        self._indexing: threading.Thread | None = None
         self.table: ChunkTable | None = load_table(src.cache_key, dset.name)
         if self.table is not None:
             return
@@ -224,7 +226,37 @@ class ChunkLocator:
         if self.table is not None:
             return self.table.locate(coords)
         assert self.tree is not None
+        self._maybe_index()
         return self.tree.locate(coords)
+
+    def _maybe_index(self) -> None:
+        """Start building the chunk table of a large local file, once, in the background."""
+        from .._options import OPTIONS
+
+        if self._indexing is not None or not OPTIONS["index_in_background"]:
+            return
+        if not isinstance(self.source, LocalFile):
+            return
+        self._indexing = threading.Thread(target=_index_quietly, args=(self.source,),
+                                          name="archs4x-index", daemon=True)  # fmt: skip
+        self._indexing.start()
+
+
+def _index_quietly(src: LocalFile) -> None:
+    """Build ``src``'s chunk table unless another process is building it (background)."""
+    from .chunktable import table_path
+    from .locks import try_file_lock
+
+    target = table_path(src.cache_key, EXPRESSION)
+    try:
+        with try_file_lock(target) as acquired:
+            if acquired and not target.exists():
+                build_chunk_table(src, progress=True)
+    except Exception:
+        import logging
+
+        logging.getLogger("archs4x").warning("building the chunk table of %s failed",
+                                             src.name, exc_info=True)  # fmt: skip
 
 
 def _grid(shape, chunks) -> tuple[int, int]:
@@ -282,8 +314,8 @@ def build_chunk_table(source: Any, *, progress: bool = True) -> Path:
                    lambda out: _copy_into(out, table_from_chunk_iter(dset)),
                    _grid(dset.shape, chunks))  # fmt: skip
         return target
-    bar = tqdm(total=None, unit=" leaves", desc=f"indexing {Path(src.name).name}",
-               disable=not progress, leave=False)  # fmt: skip
+    bar = tqdm(total=None, unit=" leaves", desc=f"archs4x: indexing {Path(src.name).name}",
+               disable=not progress, leave=False, mininterval=1.0)  # fmt: skip
 
     def report(done: int, total: int) -> None:
         bar.total = total
@@ -332,6 +364,40 @@ def _file_size(src: Source) -> int:
     return src.identity.size if isinstance(src, LocalFile) else src.size  # type: ignore[union-attr]
 
 
+@register_cleanup
+def _close_handles() -> None:
+    """Close the files this process opened (run by :func:`archs4x.clear_caches`)."""
+    pid = os.getpid()
+    for key, f in _handles.items():
+        if key[0] == pid and f.id.valid:
+            f.close()
+
+
+def _close_other_versions(src: LocalFile) -> None:
+    """Close this process's handles of other versions of the same path.
+
+    HDF5 shares one open file per path within a process: a handle left open on an old
+    version would serve the new version from stale metadata caches.
+    """
+    stale = []
+
+    def other_version(key: Any) -> bool:
+        other = key[1] if isinstance(key, tuple) and len(key) > 1 else None
+        is_stale = (isinstance(other, LocalFile) and other != src
+                    and other.identity.path == src.identity.path)  # fmt: skip
+        if is_stale:
+            stale.append(key)
+        return is_stale
+
+    for cache in (_readers, _descriptors, _layouts):
+        cache.discard(other_version)
+    old = [h for k, h in _handles.items() if other_version(k)]
+    _handles.discard(other_version)
+    for f in old:
+        if f.id.valid:
+            f.close()
+
+
 # -- local files -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class LocalFile:
@@ -363,6 +429,7 @@ class LocalFile:
         key = (os.getpid(), self)
         f = _handles.get(key)
         if f is None or not f.id.valid:
+            _close_other_versions(self)
             f = _open_h5(self.identity.path, self.identity.path)
             _handles.discard(lambda k: k == key)
             f = _handles.put(key, f)

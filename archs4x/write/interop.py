@@ -19,9 +19,11 @@ __all__ = ["from_anndata", "sample_table", "to_anndata", "to_pandas"]
 
 
 def _coords_on(ds: xr.Dataset, dim: str) -> dict[str, Any]:
-    names = [n for n, c in ds.coords.items() if c.dims == (dim,) and n != dim]
-    loaded = xr.Dataset(coords={n: ds.coords[n] for n in names}).compute() if names else None
-    return {n: loaded[n].values for n in names} if names else {}
+    names: list[Any] = [n for n, c in ds.coords.items() if c.dims == (dim,) and n != dim]
+    if not names:
+        return {}
+    loaded = xr.Dataset(coords={n: ds.coords[n] for n in names}).compute()
+    return {n: loaded[n].values for n in names}
 
 
 def sample_table(ds: xr.Dataset) -> pd.DataFrame:

@@ -39,8 +39,9 @@ MEMORY_FACTOR = 3
 GENE_CHUNK_ROWS = 16
 #: Gene layout: samples per chunk (4 MiB chunks with 16 genes).
 GENE_CHUNK_COLS = 65_536
-#: Sample layout: samples per inner chunk (all features of 4 samples, ~1 MiB for genes).
-SAMPLE_CHUNK_COLS = 4
+#: Sample layout: samples per inner chunk (all features of one sample, 269 kB for genes):
+#: a sample selection decodes exactly the samples it holds.
+SAMPLE_CHUNK_COLS = 1
 #: Sample layout: samples per shard (the unit of writing; ~69 MB for 67,186 genes).
 SAMPLE_SHARD_COLS = 256
 #: ARCHS4 files store 2000 features per chunk row: gene-major shards align to it.
@@ -75,8 +76,8 @@ def default_chunks(
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Default ``(chunks, shards)`` of a (features x samples) counts array.
 
-    ``layout="sample"``: chunks of all features x 4 samples (1 MiB for 67,186 genes) in
-    shards of 256 samples.  Reading any set of samples decodes ~1 MiB per 4 samples,
+    ``layout="sample"``: chunks of all features x 1 sample (269 kB for 67,186 genes) in
+    shards of 256 samples.  Reading any set of samples decodes exactly those samples,
     whole-matrix scans stream large shards, and the store holds one object per 256
     samples (3,500 objects for 888,821 samples).
 
@@ -88,7 +89,7 @@ def default_chunks(
     Examples
     --------
     >>> default_chunks("sample", (67_186, 20_000))
-    ((67186, 4), (67186, 256))
+    ((67186, 1), (67186, 256))
     >>> default_chunks("gene", (67_186, 20_000))
     ((16, 20000), (2000, 20000))
     """
