@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -97,3 +98,23 @@ def test_check_pair_strips_mate_suffix(tmp_path):
     b.write_bytes(b"@r1/2\nAC\n+\nII\n")
     with pytest.raises(FastqError, match="different read counts"):
         check_pair(a, b)
+
+
+def test_alignment_options_are_one_validated_definition(tmp_path):
+    from archs4x import align
+
+    reads = tmp_path / "s_1.fq"
+    reads.write_text("@r1\nACGT\n+\nIIII\n")
+    # a misspelt option fails before any reference download (species "human" would fetch)
+    with pytest.raises(TypeError, match="unknown alignment option 'thread'.*threads"):
+        align.fastq("human", reads, thread=2)
+    with pytest.raises(TypeError, match="not both"):
+        align.folder("human", tmp_path, options=align.QuantOptions(), threads=2)
+    with pytest.raises(ValueError, match="check must be"):
+        align.QuantOptions(check="some")
+    with pytest.raises(TypeError, match="not one string"):
+        align.QuantOptions(extra_args="--bias")
+    opts = align.QuantOptions(threads="3", extra_args=["--bias"], tmp_dir="rel")
+    assert (opts.threads, opts.extra_args) == (3, ("--bias",))
+    assert opts.tmp_dir == str(Path("rel").absolute())
+    assert align.QuantOptions(check=True).check == "full"

@@ -122,3 +122,19 @@ def test_engine_without_chunks_reads_exactly(gene_file):
     assert reader.stats.chunks - before == 2 * 3
     np.testing.assert_array_equal(values, archs4x.open_dataset(gene_file).counts.values[
         :, sub.xindexes["sample"].positions])  # fmt: skip
+
+
+def test_the_laziness_guard_catches_a_direct_read(gene_file):
+    """``np.asarray`` of counts reads without a scheduler: the guard must still see it."""
+    import numpy as np
+
+    from ._laziness import DaskComputed
+
+    ds = archs4x.open_dataset(gene_file)
+    with raise_if_dask_computes():
+        sel = ds.isel(sample=[0, 2])  # lazy: allowed
+        with pytest.raises(DaskComputed, match="read counts directly"):
+            np.asarray(sel.counts.data)
+        with pytest.raises(DaskComputed, match="compute"):
+            sel.counts.sum().compute()
+    assert np.asarray(sel.counts.data).shape == (ds.sizes["gene"], 2)

@@ -10,10 +10,13 @@ from hypothesis import strategies as st
 from archs4x.compute.normalize import cpm, quantile_normalize
 from archs4x.compute.tmm import tmm_factors
 
+from ._hypothesis import examples
 from .test_normalize import ref_cpm, ref_quantile
 from .test_tmm import edger_tmm
 
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite

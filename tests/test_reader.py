@@ -13,6 +13,7 @@ from archs4x.datasets import write_archs4_file
 from archs4x.storage import open_source
 from archs4x.storage.codecs import filter_plan
 
+from ._hypothesis import examples
 from ._reads import get_reader
 
 N_GENES, N_SAMPLES = 4500, 400
@@ -26,7 +27,9 @@ rows = st.one_of(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(cols=indices, rsel=rows)
 def test_reader_equals_h5py(gene_file, gene_matrix, cols, rsel):
@@ -39,7 +42,9 @@ def test_reader_equals_h5py(gene_file, gene_matrix, cols, rsel):
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(cols=indices, chunk=st.sampled_from([1, 7, 64, 400]))
 def test_dataset_selection_equals_h5py(gene_file, gene_matrix, cols, chunk):

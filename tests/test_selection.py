@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import archs4x
 from archs4x.datasets import write_archs4_file
 
+from ._hypothesis import examples
 from ._laziness import raise_if_dask_computes
 
 N_GENES, N_SAMPLES = 4100, 150  # 3 row chunks of (2000, 1), the last one partial
@@ -186,7 +187,7 @@ steps_strategy = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**16))
                           min_size=1, max_size=5)  # fmt: skip
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=examples(40), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(steps=steps_strategy)
 def test_any_chain_reads_exactly_what_it_selects(chain_file, truth, steps):
@@ -200,7 +201,7 @@ def test_any_chain_reads_exactly_what_it_selects(chain_file, truth, steps):
     assert chain.ds.title.values.tolist() == truth["title"][chain.cols].tolist()
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=examples(20), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(steps=steps_strategy)
 def test_any_chain_on_a_zarr_copy(zarr_copy, truth, steps):

@@ -15,6 +15,7 @@ import archs4x
 from archs4x import IncompleteZarrError, open_zarr, to_zarr
 from archs4x.write.plan import plan_conversion
 
+from ._hypothesis import examples
 from ._laziness import raise_if_dask_computes
 from ._reads import get_reader
 
@@ -209,7 +210,7 @@ def test_on_a_distributed_cluster(tmp_path, gene_ds, cluster):
     assert_same(open_zarr(out2), sel)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n_f=st.integers(1, 5000),
     n_s=st.integers(1, 3000),

@@ -2,7 +2,7 @@
 
 >>> from archs4x import align
 >>> sorted(n for n in align.__all__ if n.islower())
-['fastq', 'folder', 'load', 'merge', 'quantify', 'reference']
+['fastq', 'fastq_samples', 'folder', 'load', 'merge', 'quantify', 'reference', 'run_quantification']
 
 - :func:`reference`: Ensembl cDNA + ncRNA FASTA (cached), transcript -> gene table from
   the headers, kallisto index built once (a delayed task, cached by content hash).
@@ -22,7 +22,8 @@ from ..errors import (
     KallistoNotFound,
     UnknownAccessionError,
 )
-from .pipeline import fastq, folder, merge, quantify
+from .options import QuantOptions
+from .pipeline import fastq, fastq_samples, folder, merge, quantify, run_quantification
 from .reference import Reference, reference
 from .sra import load
 
@@ -32,12 +33,15 @@ __all__ = [
     "FastqError",
     "KallistoError",
     "KallistoNotFound",
+    "QuantOptions",
     "Reference",
     "UnknownAccessionError",
     "fastq",
+    "fastq_samples",
     "folder",
     "load",
     "merge",
     "quantify",
     "reference",
+    "run_quantification",
 ]

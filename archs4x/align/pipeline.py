@@ -32,9 +32,10 @@ from ..dims import COUNTS, GENE, SAMPLE, TRANSCRIPT, feature_dim
 from .fastq import FastqError, Sample, check_head, check_pair, count_records, find_samples
 from .fastq import split_name as _split_name
 from .kallisto import KallistoError, quant
+from .options import QuantOptions
 from .reference import Reference, reference
 
-__all__ = ["fastq", "folder", "merge", "quantify"]
+__all__ = ["fastq", "fastq_samples", "folder", "merge", "quantify", "run_quantification"]
 
 ReturnType = Literal["gene", "transcript", "tpm"]
 Identifier = Literal["ensembl", "symbol"]
@@ -46,10 +47,10 @@ def _quant_sample(
     index: str,
     files: tuple[str, ...],
     targets: np.ndarray,
-    opts: dict,
+    opts: QuantOptions,
 ) -> dict:
     """Check one sample's reads, run kallisto, return its estimates in reference order."""
-    check = opts["check"]
+    check = opts.check
     if check:
         if len(files) == 2:
             check_pair(files[0], files[1])
@@ -60,12 +61,12 @@ def _quant_sample(
         q = quant(
             index,
             list(files),
-            fragment_length=opts["fragment_length"],
-            sd=opts["sd"],
-            threads=opts["threads"],
-            extra_args=opts["extra_args"],
-            kallisto=opts["kallisto"],
-            tmp_dir=opts["tmp_dir"],
+            fragment_length=opts.fragment_length,
+            sd=opts.sd,
+            threads=opts.threads,
+            extra_args=opts.extra_args,
+            kallisto=opts.kallisto,
+            tmp_dir=opts.tmp_dir,
         )
         records = [c.result() for c in counting]
     if records:
@@ -127,6 +128,16 @@ def _as_reference(species_or_reference, release: int, cache_dir) -> Reference:
     return reference(species_or_reference, release, cache_dir=cache_dir)
 
 
+def _quant_options(options: QuantOptions | None, kwargs: Mapping[str, Any]) -> QuantOptions:
+    if options is None:
+        return QuantOptions.from_kwargs(kwargs)
+    if kwargs:
+        raise TypeError(f"give options= or option keywords, not both (got {sorted(kwargs)})")
+    if not isinstance(options, QuantOptions):
+        raise TypeError(f"options must be a QuantOptions, not {type(options).__name__}")
+    return options
+
+
 def _column(task, shape, dtype):
     return da.from_delayed(task, shape=shape, dtype=dtype)
 
@@ -137,18 +148,15 @@ def quantify(
     *,
     return_type: ReturnType = "gene",
     identifier: Identifier = "ensembl",
-    fragment_length: float = 200,
-    sd: float = 20,
-    threads: int = 1,
-    extra_args: Sequence[str] = (),
-    check: Literal["full", "head"] | bool = "full",
-    kallisto: str | None = None,
-    tmp_dir: str | os.PathLike | None = None,
+    options: QuantOptions | None = None,
+    **option_kwargs: Any,
 ) -> xr.Dataset:
     """The lazy Dataset of ``samples`` quantified against ``ref`` (nothing runs yet).
 
     :func:`fastq` and :func:`folder` call this and compute the result; use it directly to
-    combine the graph with others.  Parameters are those of :func:`fastq`.
+    combine the graph with others (:func:`run_quantification` computes it with per-sample
+    progress).  Parameters are those of :func:`fastq`; kallisto's per-sample options come
+    as ``options=QuantOptions(...)`` or as its keywords (``threads=2``), not both.
 
     Examples
     --------
@@ -167,8 +175,7 @@ def quantify(
         raise ValueError(f"identifier must be 'ensembl' or 'symbol', not {identifier!r}")
     if identifier == "symbol" and return_type != "gene":
         raise ValueError("identifier='symbol' applies to gene counts (return_type='gene')")
-    if check not in ("full", "head", True, False):
-        raise ValueError(f"check must be 'full', 'head' or False, not {check!r}")
+    opts = _quant_options(options, option_kwargs)
     samples = list(samples)
     if not samples:
         raise ValueError("no samples to quantify")
@@ -176,16 +183,7 @@ def quantify(
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"sample names repeat: {dup}")
-    opts = {
-        "check": "full" if check is True else check,
-        "fragment_length": float(fragment_length),
-        "sd": float(sd),
-        "threads": int(threads),
-        "extra_args": tuple(map(str, extra_args)),
-        "kallisto": kallisto,
-        "tmp_dir": None if tmp_dir is None else os.path.abspath(os.path.expanduser(tmp_dir)),
-    }
-    index = ref.index_task(kallisto)
+    index = ref.index_task(opts.kallisto)
     table = ref.table
     targets = dask.delayed(table["target"].to_numpy(dtype=object), pure=True)
     n_tx = len(table)
@@ -225,7 +223,7 @@ def quantify(
         "reference_sha256": ref.key,
         "species": ref.species or "",
         "ensembl_release": ref.release if ref.release is not None else -1,
-        "kallisto_single_end": f"--single -l {opts['fragment_length']:g} -s {opts['sd']:g}",
+        "kallisto_single_end": f"--single -l {opts.fragment_length:g} -s {opts.sd:g}",
     }
     if return_type == "gene":
         counts = stack(_gene_counts, (len(genes),), np.uint32, codes, len(genes))
@@ -273,8 +271,26 @@ def _report(name: str, res: dict, done: int, total: int, out) -> None:
     )
 
 
-def _compute(ds: xr.Dataset, progress: bool | Callable) -> xr.Dataset:
-    """Compute ``ds``; with ``progress`` report each sample as kallisto finishes it."""
+def run_quantification(
+    ds: xr.Dataset, progress: bool | Callable[[str, dict], None] = False
+) -> xr.Dataset:
+    """Compute a :func:`quantify` Dataset, reporting each sample as kallisto finishes it.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The lazy result of :func:`quantify`.
+    progress : bool or callable
+        True prints one line per finished sample to stderr; a callable gets
+        ``(sample_name, result_dict)``.  Works on the threaded scheduler and on a
+        ``distributed`` client.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> run_quantification(xr.Dataset({"x": ("sample", [1, 2])})).x.values.tolist()
+    [1, 2]
+    """
     if not progress:
         return ds.compute()
     report = progress if callable(progress) else None
@@ -321,10 +337,22 @@ def _compute(ds: xr.Dataset, progress: bool | Callable) -> xr.Dataset:
 
 
 def _run(ds: xr.Dataset, compute: bool, progress) -> xr.Dataset:
-    return _compute(ds, progress) if compute else ds
+    return run_quantification(ds, progress) if compute else ds
 
 
-def _samples_of(files, name: str | None) -> list[Sample]:
+def fastq_samples(
+    files: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, Any],
+    name: str | None = None,
+) -> list[Sample]:
+    """The samples :func:`fastq` would quantify, with absolute paths, every file checked.
+
+    Examples
+    --------
+    >>> fastq_samples("/no/such.fq")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no such FASTQ file: /no/such.fq
+    """
     if isinstance(files, Mapping):
         if name is not None:
             raise ValueError("name= cannot be combined with a mapping of samples")
@@ -368,16 +396,11 @@ def fastq(
     return_type: ReturnType = "gene",
     identifier: Identifier = "ensembl",
     release: int = 107,
-    fragment_length: float = 200,
-    sd: float = 20,
-    threads: int = 1,
-    extra_args: Sequence[str] = (),
-    check: Literal["full", "head"] | bool = "full",
-    kallisto: str | None = None,
     cache_dir: str | os.PathLike | None = None,
-    tmp_dir: str | os.PathLike | None = None,
     compute: bool = True,
     progress: bool | Callable[[str, dict], None] = False,
+    options: QuantOptions | None = None,
+    **option_kwargs: Any,
 ) -> xr.Dataset:
     """Quantify one sample's FASTQ files (or a ``{name: files}`` mapping) with kallisto.
 
@@ -397,25 +420,22 @@ def fastq(
         Index genes by versionless Ensembl id (with ``symbol``/``biotype`` coordinates,
         like :func:`archs4x.open_dataset`), or by symbol with duplicated symbols summed
         (:func:`archs4x.genes.aggregate_duplicate_genes`; uint64).
-    fragment_length, sd : float, default 200, 20
-        Single-end fragment length mean/sd (ARCHS4's); paired-end samples never use them.
-    threads : int, default 1
-        kallisto threads per sample (samples already run in parallel).
-    extra_args : sequence of str
-        More ``kallisto quant`` arguments (e.g. ``["--bias"]``).
-    check : {"full", "head", False}, default "full"
-        "head" checks the FASTQ structure and mate read ids of the first 1,000 reads;
-        "full" also reads each file to the end (alongside kallisto) to catch truncated
-        files and mates of different lengths, which kallisto would accept silently.
-    kallisto : str, optional
-        The kallisto binary (default ``$ARCHS4X_KALLISTO`` or ``kallisto`` on PATH).
-    cache_dir, tmp_dir : path-like, optional
-        Reference/index cache; parent of the per-sample temporary folders.
+    cache_dir : path-like, optional
+        Reference and index cache.
     compute : bool, default True
         False returns the lazy Dataset (compute it yourself, e.g. on a cluster).
     progress : bool or callable
         True prints one line per finished sample to stderr; a callable gets
         ``(sample_name, result_dict)``.
+    options : QuantOptions, optional
+        kallisto's per-sample options (:class:`archs4x.align.QuantOptions`).
+
+    Other Parameters
+    ----------------
+    **option_kwargs
+        The fields of :class:`~archs4x.align.QuantOptions` as keywords instead of
+        ``options``: ``fragment_length``, ``sd``, ``threads``, ``extra_args``, ``check``,
+        ``kallisto``, ``tmp_dir``.
 
     Returns
     -------
@@ -441,21 +461,10 @@ def fastq(
     ...
     ValueError: fastq() takes one sample: one (single-end) or two (paired-end) files, got 3; ...
     """
-    samples = _samples_of(files, name)
+    samples = fastq_samples(files, name)
+    opts = _quant_options(options, option_kwargs)  # before any download
     ref = _as_reference(species_or_reference, release, cache_dir)
-    ds = quantify(
-        ref,
-        samples,
-        return_type=return_type,
-        identifier=identifier,
-        fragment_length=fragment_length,
-        sd=sd,
-        threads=threads,
-        extra_args=extra_args,
-        check=check,
-        kallisto=kallisto,
-        tmp_dir=tmp_dir,
-    )
+    ds = quantify(ref, samples, return_type=return_type, identifier=identifier, options=opts)
     return _run(ds, compute, progress)
 
 
@@ -469,13 +478,14 @@ def folder(
     compute: bool = True,
     progress: bool | Callable[[str, dict], None] = False,
     cache_dir: str | os.PathLike | None = None,
-    **options: Any,
+    options: QuantOptions | None = None,
+    **option_kwargs: Any,
 ) -> xr.Dataset:
     """Quantify every sample in a folder of FASTQ files, in parallel.
 
     Files are grouped into samples by name (:func:`archs4x.align.fastq.pair_files`:
     ``_1/_2``, ``_R1/_R2``, ``.1/.2``; the ``--split-3`` orphan file is ignored).
-    Other options are those of :func:`fastq`.
+    Other parameters are those of :func:`fastq`.
 
     Examples
     --------
@@ -486,8 +496,9 @@ def folder(
     FileNotFoundError: no such folder: /no/such/folder
     """
     samples = find_samples(path)
+    opts = _quant_options(options, option_kwargs)
     ref = _as_reference(species_or_reference, release, cache_dir)
-    ds = quantify(ref, samples, return_type=return_type, identifier=identifier, **options)
+    ds = quantify(ref, samples, return_type=return_type, identifier=identifier, options=opts)
     return _run(ds, compute, progress)
 
 

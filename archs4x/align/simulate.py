@@ -317,7 +317,7 @@ def simulate_reads(
         raise ValueError(f"read_len={read_len} is longer than the shortest transcript")
     rng = np.random.default_rng(seed)
     paired = isinstance(out, tuple)
-    paths = out if paired else (out,)
+    paths: tuple[str | os.PathLike, ...] = out if isinstance(out, tuple) else (out,)
     handles = [
         gzip.open(p, "wb", compresslevel=1) if str(p).endswith(".gz") else open(p, "wb")
         for p in paths

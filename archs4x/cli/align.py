@@ -123,12 +123,12 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import align
     from ..align.fastq import find_samples
-    from ..align.pipeline import _compute, _samples_of
+    from ..align import fastq_samples, run_quantification
 
     _check_output(args.output, args.level)
     # inputs first: a typo must not cost a reference download
     if args.align_command == "fastq":
-        samples = _samples_of(args.files, args.name)
+        samples = fastq_samples(args.files, args.name)
     else:
         samples = find_samples(args.folder)
     if args.identifier == "symbol" and args.level != "gene":
@@ -141,11 +141,13 @@ def run(args: argparse.Namespace) -> int:
         samples,
         return_type=args.level,
         identifier=args.identifier,
-        fragment_length=args.fragment_length,
-        sd=args.sd,
-        threads=args.threads,
-        check=False if args.check == "none" else args.check,
-        kallisto=args.kallisto,
+        options=align.QuantOptions(
+            fragment_length=args.fragment_length,
+            sd=args.sd,
+            threads=args.threads,
+            check=False if args.check == "none" else args.check,
+            kallisto=args.kallisto,
+        ),
     )
     n = lazy.sizes["sample"]
     if not args.quiet:
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     workers = dask.config.set(num_workers=args.workers) if args.workers else None
     try:
         with workers or contextlib.nullcontext():
-            ds = _compute(lazy, progress=not args.quiet)
+            ds = run_quantification(lazy, progress=not args.quiet)
     except align.KallistoError as exc:
         print(f"archs4x align: error: {exc}", file=sys.stderr)
         return 1

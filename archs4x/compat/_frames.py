@@ -7,14 +7,16 @@ from collections.abc import Hashable
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
 from ..backends.open import open_dataset
-from ..dims import COUNTS, SAMPLE, feature_dim
-from ..progress import compute
+from ..dims import COUNTS, feature_dim
+from ..query.select import DEFAULT_FIELDS
 from ..storage.caches import LRUCache
 from ..storage.sources import open_source
+from ..write.interop import to_pandas
 
 __all__ = ["META_FIELDS", "SEARCH_FIELDS", "counts_frame", "meta_frame", "open_file"]
 
@@ -22,7 +24,7 @@ __all__ = ["META_FIELDS", "SEARCH_FIELDS", "counts_frame", "meta_frame", "open_f
 META_FIELDS = ["geo_accession", "series_id", "characteristics_ch1", "extract_protocol_ch1",
                "source_name_ch1", "title"]  # fmt: skip
 #: archs4py's default ``meta_fields`` of ``meta.meta``.
-SEARCH_FIELDS = ["characteristics_ch1", "extract_protocol_ch1", "source_name_ch1", "title"]
+SEARCH_FIELDS = list(DEFAULT_FIELDS)
 
 
 _opened: LRUCache[xr.Dataset] = LRUCache("compat-datasets", capacity=lambda: 4)
@@ -49,15 +51,20 @@ def row_labels(ds: xr.Dataset) -> np.ndarray:
     return np.asarray(ds.indexes[fdim], dtype=object)
 
 
-def counts_frame(ds: xr.Dataset, *, silent: bool = False) -> pd.DataFrame:
-    """The counts of ``ds`` as archs4py returns them: features x samples, uint32,
-    rows labelled by symbol (transcript id for transcript files), columns by GSM id."""
-    (values,) = compute(ds[COUNTS].data, progress=not silent)
-    return pd.DataFrame(
-        np.asarray(values, dtype=np.uint32),
-        index=pd.Index(row_labels(ds)),
-        columns=pd.Index(np.asarray(ds.indexes[SAMPLE], dtype=object)),
-    )
+def counts_frame(
+    ds: xr.Dataset,
+    *,
+    silent: bool = False,
+    var: str = COUNTS,
+    dtype: npt.DTypeLike | None = np.uint32,
+) -> pd.DataFrame:
+    """The counts of ``ds`` as archs4py returns them: features x samples (uint32 by
+    default), rows labelled by symbol (transcript id for transcript files), columns by
+    sample id, neither axis named (as archs4py's frames)."""
+    arr = ds[var]
+    index = "symbol" if feature_dim(ds) == "gene" and "symbol" in arr.coords else None
+    frame = to_pandas(arr, index=index, dtype=dtype, progress=not silent)
+    return frame.rename_axis(index=None, columns=None)
 
 
 def meta_frame(ds: xr.Dataset, fields: list[str] | tuple[str, ...]) -> pd.DataFrame:

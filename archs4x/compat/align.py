@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..write.interop import to_pandas
+
 __all__ = ["ENSEMBL_RELEASES", "fastq", "folder", "load"]
 
 #: archs4py's ALIGNMENT table: ARCHS4 version -> Ensembl release.
@@ -61,14 +63,12 @@ def _options(species, release, t, overwrite, return_type, identifier) -> dict:
 
 
 def _frame(ds: xr.Dataset, return_type: str) -> pd.DataFrame:
+    """Features x samples, as archs4py: gene counts as uint64, rows by the feature index."""
     var = "tpm" if return_type == "tpm" else "counts"
-    arr = ds[var]
-    fdim = next(d for d in arr.dims if d != "sample")
-    values = np.asarray(arr.transpose(fdim, "sample").values)
-    if return_type == "gene":
-        values = values.astype(np.uint64)
-    index = pd.Index(np.asarray(ds.indexes[fdim], dtype=object))
-    return pd.DataFrame(values, index=index, columns=[str(s) for s in ds.indexes["sample"]])
+    dtype = np.uint64 if return_type == "gene" else None
+    frame = to_pandas(ds[var], dtype=dtype).rename_axis(index=None, columns=None)
+    frame.columns = pd.Index([str(s) for s in frame.columns])
+    return frame
 
 
 def fastq(
@@ -97,9 +97,9 @@ def fastq(
     ValueError: fastq() takes one sample: one (single-end) or two (paired-end) files, got 3; ...
     """
     from ..align import fastq as _fastq
-    from ..align.pipeline import _samples_of
+    from ..align import fastq_samples
 
-    samples = _samples_of(fastq, None)  # the files first: no download for a typo
+    samples = fastq_samples(fastq)  # the files first: no download for a typo
     opts = _options(species, release, t, overwrite, return_type, identifier)
     ds = _fastq(opts.pop("ref"), samples[0].files, name=samples[0].name, **opts)
     if return_type == "transcript":  # archs4py's "reads": kallisto's exact estimates
@@ -135,13 +135,12 @@ def folder(
     ...
     FileNotFoundError: no such folder: /no/such/folder
     """
-    from ..align import quantify
+    from ..align import quantify, run_quantification
     from ..align.fastq import find_samples
-    from ..align.pipeline import _compute
 
     samples = find_samples(folder)
     opts = _options(species, release, t, overwrite, return_type, identifier)
-    ds = _compute(quantify(opts.pop("ref"), samples, **opts), progress=False)
+    ds = run_quantification(quantify(opts.pop("ref"), samples, **opts), progress=False)
     return _frame(ds, return_type)
 
 

@@ -15,6 +15,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..backends.counts import TARGET_CHUNK_BYTES
 from ..dims import COUNTS, SAMPLE, feature_dim
 from ..errors import EmptyLibraryError
 
@@ -26,9 +27,6 @@ __all__ = [
     "restore",
     "sample_labels",
 ]
-
-#: Sample chunk used when a NumPy-backed input is made lazy (~128 MiB of float64).
-_TARGET_CHUNK_BYTES = 128 * 2**20
 
 
 def counts_array(counts: Any) -> xr.DataArray:
@@ -84,8 +82,8 @@ def as_counts(counts: Any, *, one_block: bool = False) -> tuple[xr.DataArray, st
         raise TypeError(f"counts must be numeric (integer or float), got dtype {dtype}")
     counts = counts.transpose(feat, SAMPLE)
     n_feat = counts.sizes[feat]
-    if counts.chunks is None:
-        width = -1 if one_block else max(1, _TARGET_CHUNK_BYTES // max(1, 8 * n_feat))
+    if counts.chunks is None:  # blocks of ~128 MiB of float64
+        width = -1 if one_block else max(1, TARGET_CHUNK_BYTES // max(1, 8 * n_feat))
         # a random token: tokenizing (hashing) a large in-memory array costs more than using it
         counts = counts.chunk({feat: -1, SAMPLE: width}, token=uuid.uuid4().hex)
     elif len(counts.chunks[0]) > 1:
@@ -94,7 +92,7 @@ def as_counts(counts: Any, *, one_block: bool = False) -> tuple[xr.DataArray, st
 
 
 def restore(
-    result: da.Array, like: xr.DataArray, original: xr.DataArray, attrs: dict
+    result: da.Array, like: xr.DataArray, original: xr.DataArray | xr.Dataset, attrs: dict
 ) -> xr.DataArray:
     """Wrap ``result`` (laid out like ``like``) with its coords, in ``original``'s dim order."""
     out = xr.DataArray(result, dims=like.dims, coords=like.coords, name=like.name, attrs=attrs)

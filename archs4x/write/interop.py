@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import xarray as xr
 
 from ..dims import COUNTS, SAMPLE, feature_dim
+from ..progress import compute
 
-__all__ = ["from_anndata", "sample_table", "to_anndata", "to_pandas"]
+__all__ = ["from_anndata", "sample_table", "to_anndata", "to_pandas", "to_pydeseq2"]
 
 
 def _coords_on(ds: xr.Dataset, dim: str) -> dict[str, Any]:
@@ -39,8 +41,17 @@ def sample_table(ds: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(_coords_on(ds, SAMPLE), index=pd.Index(ds[SAMPLE].values, name=SAMPLE))
 
 
-def to_pandas(obj: xr.Dataset | xr.DataArray, *, index: str | None = None) -> pd.DataFrame:
+def to_pandas(
+    obj: xr.Dataset | xr.DataArray,
+    *,
+    index: str | None = None,
+    dtype: npt.DTypeLike | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Counts (or any gene x sample array) as a genes x samples DataFrame.
+
+    The one counts-to-frame conversion of archs4x: :mod:`archs4x.compat` builds archs4py's
+    frames with it.
 
     Parameters
     ----------
@@ -49,23 +60,29 @@ def to_pandas(obj: xr.Dataset | xr.DataArray, *, index: str | None = None) -> pd
     index : str, optional
         A feature coordinate to use as row labels (e.g. ``"symbol"``, as archs4py
         does); by default the feature index (Ensembl id).
+    dtype : dtype, optional
+        Cast the values (e.g. ``np.uint64``); by default they keep their dtype.
+    progress : bool, default False
+        Show a progress bar while the counts are read.
 
     Examples
     --------
     >>> import archs4x
     >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
     >>> df = to_pandas(ds.isel(sample=[0, 1]), index="symbol")
-    >>> df.shape, df.index[0], df.columns[1]
-    ((4500, 2), 'ACTB', 'GSM1000003')
+    >>> df.shape, df.index[0], df.columns[1], df.dtypes.iloc[0]
+    ((4500, 2), 'ACTB', 'GSM1000003', dtype('uint32'))
     """
-    da = obj[COUNTS] if isinstance(obj, xr.Dataset) else obj
-    fdim = feature_dim(da)
-    da = da.transpose(fdim, SAMPLE).compute()
-    rows = da[index].values if index else da[fdim].values
+    arr = obj[COUNTS] if isinstance(obj, xr.Dataset) else obj
+    fdim = feature_dim(arr)
+    arr = arr.transpose(fdim, SAMPLE)
+    (values,) = compute(arr.data, progress=progress)
+    values = np.asarray(values) if dtype is None else np.asarray(values, dtype=dtype)
+    rows = arr[index].values if index else arr[fdim].values
     return pd.DataFrame(
-        np.asarray(da.values),
-        index=pd.Index(rows, name=index or fdim),
-        columns=pd.Index(da[SAMPLE].values, name=SAMPLE),
+        values,
+        index=pd.Index(np.asarray(rows, dtype=object), name=index or fdim),
+        columns=pd.Index(np.asarray(arr[SAMPLE].values, dtype=object), name=SAMPLE),
     )
 
 
@@ -129,3 +146,80 @@ def from_anndata(adata, *, feature: str = "gene") -> xr.Dataset:
         coords[name] = (feature, col.to_numpy())
     attrs = dict(adata.uns.get("archs4", {}))
     return xr.Dataset({COUNTS: ((feature, SAMPLE), x.T)}, coords=coords, attrs=attrs)
+
+
+#: Samples above which :func:`to_pydeseq2` refuses (DESeq2 fits every gene in memory).
+PYDESEQ2_MAX_SAMPLES = 5_000
+
+
+def to_pydeseq2(
+    ds: xr.Dataset,
+    design: str = "~condition",
+    *,
+    metadata: pd.DataFrame | None = None,
+    max_samples: int = PYDESEQ2_MAX_SAMPLES,
+    **options: Any,
+):
+    """A :class:`pydeseq2.dds.DeseqDataSet` of a small study: counts and metadata in the
+    shapes pydeseq2 expects.
+
+    Counts become a samples x genes integer DataFrame (columns: Ensembl ids), metadata
+    a DataFrame indexed by the same GSM ids: every sample coordinate of ``ds`` (add your
+    own factor with ``ds.assign_coords(condition=("sample", labels))``) joined with
+    ``metadata``.  The counts are read here (one read of the selection).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A selection of a file (e.g. ``ds.archs4.series("GSE64016")``).
+    design : str, default "~condition"
+        pydeseq2's design formula over the metadata columns.
+    metadata : pandas.DataFrame, optional
+        More columns, indexed by GSM id (they win over coordinates of the same name).
+    max_samples : int, default 5,000
+        Refuse larger selections (``ValueError``): DESeq2 is for studies, not the
+        compendium; use :func:`archs4x.diffexp` there.
+    **options
+        Passed to ``DeseqDataSet`` (``refit_cooks``, ``n_cpus``, ``quiet``, ...).
+
+    Notes
+    -----
+    Requires the optional dependency ``pydeseq2`` (``pip install "archs4x[analysis]"``).
+
+    Examples
+    --------
+    >>> import archs4x
+    >>> ds = archs4x.open_dataset(archs4x.datasets.example_file())
+    >>> study = ds.archs4.series("GSE64016")
+    >>> phase = ["sync" if str(t).startswith("H1") else "phase" for t in study.title.values]
+    >>> dds = to_pydeseq2(study.assign_coords(condition=("sample", phase)), quiet=True)
+    >>> dds.shape, dds.obs["condition"].value_counts().to_dict()
+    ((12, 4500), {'phase': 9, 'sync': 3})
+    """
+    try:
+        from pydeseq2.dds import DeseqDataSet
+    except ImportError as exc:  # pragma: no cover - exercised without the extra
+        raise ImportError(
+            "to_pydeseq2 needs the optional dependency pydeseq2: "
+            "pip install 'archs4x[analysis]'"
+        ) from exc
+    n = ds.sizes[SAMPLE]
+    if n > max_samples:
+        raise ValueError(
+            f"{n} samples: DESeq2 fits every gene of every sample in memory; select a study "
+            f"(at most max_samples={max_samples}) or use archs4x.diffexp"
+        )
+    counts = to_pandas(ds).T
+    if counts.columns.has_duplicates:
+        raise ValueError("gene labels are not unique")
+    counts = counts.astype(np.int64)
+    counts.index = counts.index.astype(str)
+    counts.columns = counts.columns.astype(str)
+    obs = sample_table(ds)
+    obs.index = obs.index.astype(str)
+    if metadata is not None:
+        extra = metadata.copy()
+        extra.index = extra.index.astype(str)
+        obs = obs.drop(columns=[c for c in extra.columns if c in obs.columns]).join(extra)
+    obs = obs.loc[counts.index]
+    return DeseqDataSet(counts=counts, metadata=obs, design=design, **options)
