@@ -14,8 +14,9 @@ Examples
 
 from __future__ import annotations
 
-from . import accessor, align, catalog, compat, datasets, download, query
+from . import accessor, align, catalog, compat, datasets, download, embedding, interop, query
 from ._options import get_options, set_options
+from .analysis import coexpression, correlation, diffexp, qc, qc_filter, score_genesets
 from .backends import open_dataset
 from .backends.zarr import open_zarr
 from .catalog import versions
@@ -80,10 +81,14 @@ __all__ = [
     "catalog",
     "characteristics",
     "clear_caches",
+    "coexpression",
     "compat",
+    "correlation",
     "cpm",
     "datasets",
+    "diffexp",
     "download",
+    "embedding",
     "expressed_genes",
     "facets",
     "filter",
@@ -92,17 +97,21 @@ __all__ = [
     "genes",
     "get_options",
     "index",
+    "interop",
     "ls",
     "meta",
     "normalize",
     "open_dataset",
     "open_zarr",
+    "qc",
+    "qc_filter",
     "quantile_normalize",
     "query",
     "rand",
     "remove_single_cell",
     "sample_table",
     "samples",
+    "score_genesets",
     "search",
     "series",
     "set_options",

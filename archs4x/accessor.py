@@ -16,9 +16,11 @@ from typing import Any
 
 import xarray as xr
 
+from .analysis import coexpression, correlation, diffexp, qc, qc_filter, score_genesets
 from .compute.genes import aggregate_duplicate_genes, expressed_genes, filter_genes
 from .compute.normalize import normalize
 from .compute.tmm import tmm_factors
+from .embedding.similar import similar
 from .query import charfields, filters, select, tables
 from .query.facets import facets
 from .write import interop, zarr
@@ -47,10 +49,19 @@ METHODS: dict[str, Callable[..., Any]] = {
     "filter_genes": filter_genes,
     "expressed_genes": expressed_genes,
     "aggregate_duplicate_genes": aggregate_duplicate_genes,
+    # analyses (archs4x.analysis)
+    "coexpression": coexpression,
+    "correlation": correlation,
+    "diffexp": diffexp,
+    "qc": qc,
+    "qc_filter": qc_filter,
+    "score_genesets": score_genesets,
     # writers (archs4x.write)
     "to_zarr": zarr.to_zarr,
     "to_pandas": interop.to_pandas,
     "to_anndata": interop.to_anndata,
+    # nearest samples in an embedding (archs4x.embedding)
+    "similar": similar,
 }
 
 

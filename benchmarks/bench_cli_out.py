@@ -71,7 +71,7 @@ def _same(fmt: str, ours: Path, peer: Path) -> bool:
     import numpy as np
     import pandas as pd
 
-    from archs4x.cli._tables import read_parquet_counts
+    from archs4x.write.tables import read_parquet_counts
 
     if fmt == "parquet":
         a = read_parquet_counts(ours)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archs4x.cli import main
-from archs4x.cli._tables import read_parquet_counts
+from archs4x.write.tables import read_parquet_counts
 
 ARCHS4X = shutil.which("archs4x")
 
@@ -79,7 +79,8 @@ def test_samples_keep_order_report_missing_and_write_text(small_file, ref, tmp_p
 def test_writes_stream_block_by_block(small_file, ref, tmp_path, monkeypatch, capsys):
     """Many small blocks (one sample each): the table is the reference, written in order,
     and only a block at a time was in flight."""
-    from archs4x.cli import _query, _tables
+    from archs4x.cli import _query
+    from archs4x.write import tables as _tables
 
     blocks = []
     real_write = _tables.CountsTableWriter.write
@@ -98,7 +99,8 @@ def test_writes_stream_block_by_block(small_file, ref, tmp_path, monkeypatch, ca
 
 
 def test_a_failed_write_leaves_nothing(small_file, tmp_path, monkeypatch, capsys):
-    from archs4x.cli import _query, _tables
+    from archs4x.cli import _query
+    from archs4x.write import tables as _tables
 
     monkeypatch.setattr(_query, "BLOCK_BYTES", 1)
     calls = []

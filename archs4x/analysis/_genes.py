@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
 import xarray as xr
 
 from ..dims import feature_dim
+from ..errors import MissingIdsWarning
 
 __all__ = ["resolve_genes", "symbols_of"]
 
@@ -33,14 +35,19 @@ def _as_list(genes: str | Iterable[str]) -> list[str]:
 
 
 def resolve_genes(
-    arr: xr.DataArray | xr.Dataset, genes: str | Iterable[str], *, what: str = "gene"
+    arr: xr.DataArray | xr.Dataset,
+    genes: str | Iterable[str],
+    *,
+    what: str = "gene",
+    missing: str = "raise",
 ) -> tuple[np.ndarray, list[str]]:
     """Row positions of ``genes`` (Ensembl ids or symbols), and the name each came from.
 
     An Ensembl id (the feature index) gives its row; a symbol gives every row carrying
     it (about 3% of symbols belong to several Ensembl genes), in file order.  Rows are
     unique, in the order of ``genes``.  An unknown name raises ``KeyError`` listing
-    close matches.
+    close matches (``missing="raise"``) or is left out with a
+    :class:`archs4x.MissingIdsWarning` (``missing="warn"``).
 
     Examples
     --------
@@ -66,21 +73,26 @@ def resolve_genes(
     rows: list[int] = []
     origin: list[str] = []
     seen: set[int] = set()
+    absent: list[str] = []
     for name in names:
         if name in id_pos:
             found = [id_pos[name]]
         elif name in sym_pos:
             found = sym_pos[name]
+        elif missing == "warn":
+            absent.append(name)
+            continue
         else:
             vocabulary = list(sym_pos) + list(id_pos)
             close = difflib.get_close_matches(name, vocabulary, n=5, cutoff=0.6)
             hint = f"; close matches: {', '.join(close)}" if close else ""
-            raise KeyError(
-                f"{what} {name!r} not found (neither an Ensembl id nor a symbol){hint}"
-            )
+            raise KeyError(f"{what} {name!r} not found (neither an Ensembl id nor a symbol){hint}")
         for r in found:
             if r not in seen:
                 seen.add(r)
                 rows.append(r)
                 origin.append(name)
+    if absent:
+        shown = ", ".join(absent[:20]) + (" ..." if len(absent) > 20 else "")
+        warnings.warn(f"{len(absent)} {what}s not found: {shown}", MissingIdsWarning, stacklevel=3)
     return np.asarray(rows, dtype=np.int64), origin

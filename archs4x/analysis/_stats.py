@@ -129,15 +129,29 @@ def reduce_states(
         return block_state(block, *extra)[:, None, :]
 
     stacked = da.blockwise(
-        call, "ijc", data, "ij", *arg_index, new_axes={"c": n_cols},
-        adjust_chunks={"i": rows, "j": 1}, dtype=np.float64, concatenate=True,
+        call,
+        "ijc",
+        data,
+        "ij",
+        *arg_index,
+        new_axes={"c": n_cols},
+        adjust_chunks={"i": rows, "j": 1},
+        dtype=np.float64,
+        concatenate=True,
         meta=np.empty((0, 0, 0)),
-    )  # fmt: skip
+    )
     combine = _make_combine(width, query)
     return da.reduction(
-        stacked, _identity, combine, axis=1, combine=combine, keepdims=False,
-        dtype=np.float64, concatenate=True, meta=np.empty((0, 0)),
-    )  # fmt: skip
+        stacked,
+        _identity,
+        combine,
+        axis=1,
+        combine=combine,
+        keepdims=False,
+        dtype=np.float64,
+        concatenate=True,
+        meta=np.empty((0, 0)),
+    )
 
 
 def _make_combine(width: int, query: Any) -> Callable[..., np.ndarray]:
@@ -162,7 +176,7 @@ def rank_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     --------
     >>> r, t = rank_rows(np.array([[5.0, 1.0, 5.0, 2.0]]))
     >>> r.tolist(), t.tolist()
-    [[3.5, 1.0, 3.5, 2.0]], [6.0]
+    ([[3.5, 1.0, 3.5, 2.0]], [6.0])
     """
     ranks = stats.rankdata(x, method="average", axis=1) if x.size else np.zeros(x.shape)
     return ranks, tie_term(x)

@@ -40,6 +40,8 @@ def _plain_slice(k: Any, n: int) -> Any:
 class OuterIndexedBackendArray(BackendArray):
     """A backend array read with OUTER indexing through ``_raw_indexing_method``."""
 
+    shape: tuple[int, ...]  # set by each subclass
+
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         safe = tuple(_plain_slice(k, n) for k, n in zip(key.tuple, self.shape, strict=True))
         if safe != key.tuple:

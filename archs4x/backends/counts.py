@@ -131,6 +131,10 @@ def _regular(size: int, n: int) -> tuple[int, ...]:
     return tuple(min(step, n - s) for s in range(0, n, step))
 
 
+#: One axis of an outer selection: a position, a slice or a 1-D int array of positions.
+_AxisKey = int | slice | np.ndarray
+
+
 class Archs4Array(da.Array):
     """A Dask array reading given rows and columns of a counts source.
 
@@ -156,6 +160,10 @@ class Archs4Array(da.Array):
     >>> type(y).__name__, y.cols.tolist(), y.rows.tolist()
     ('Archs4Array', [15, 11], [3, 0])
     """
+
+    source: Any  # a Source or an archs4x Zarr store (see above)
+    rows: np.ndarray
+    cols: np.ndarray
 
     def __new__(
         cls,
@@ -212,7 +220,7 @@ class Archs4Array(da.Array):
         return (_rebuild, (self.source, self.rows, self.cols, self.dtype.str, self.chunks))
 
     # -- materializing is one read (``np.asarray``, xarray's ``.values``) ---------------
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+    def __array__(self, dtype: Any = None, copy: Any = None, **kwargs: Any) -> np.ndarray:
         """The selection as NumPy: one read of its positions, no task graph.
 
         The reader reads each needed chunk once, in its own threads, straight into the
@@ -261,7 +269,7 @@ class Archs4Array(da.Array):
             return da.Array.__getitem__(out, squeeze)
         return out
 
-    def _outer_key(self, index: Any) -> tuple | None:
+    def _outer_key(self, index: Any) -> tuple[_AxisKey, _AxisKey] | None:
         """``index`` as (rows key, cols key) of ints, slices or 1-D int arrays, or None."""
         if not isinstance(index, tuple):
             index = (index,)
@@ -273,7 +281,7 @@ class Archs4Array(da.Array):
             index = (index[0], slice(None))
         if len(index) != 2:
             return None
-        out = []
+        out: list[_AxisKey] = []
         arrays = 0
         for k, n in zip(index, self.shape, strict=True):
             if isinstance(k, slice):
@@ -304,7 +312,7 @@ class Archs4Array(da.Array):
                 return None
         if arrays > 1:
             return None  # numpy's pointwise semantics: dask decides (xarray goes per axis)
-        return tuple(out)
+        return out[0], out[1]
 
     # -- rechunking rebuilds the graph ------------------------------------------------
     def rechunk(

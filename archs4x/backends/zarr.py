@@ -170,6 +170,7 @@ def open_zarr(
         if name in (SAMPLE, COUNTS):
             continue
         dims = meta.dimension_names or tuple(f"dim_{i}" for i in range(len(meta.shape)))
+        data: indexing.LazilyIndexedArray | np.ndarray
         if SAMPLE in dims:  # sample fields stay lazily indexed (read by position when used)
             data = indexing.LazilyIndexedArray(ZarrFieldArray(source, name, meta.shape,
                                                               meta.dtype))  # fmt: skip
@@ -177,11 +178,13 @@ def open_zarr(
             data = source.reader(name).read(*(slice(None) for _ in meta.shape))
         extra[name] = xr.Variable(dims, data, attrs=dict(meta.attributes))
     reader = source.counts_reader()
-    shape = reader.shape
+    n_features, n_samples = reader.shape
+    shape = (n_features, n_samples)
     spec = _dask_chunks(state, shape, reader.dtype.itemsize, dict(chunks or {}), fdim)
-    cks = tuple(tuple(min(spec[d], n - s) for s in range(0, n, spec[d]))
-                for d, n in zip((fdim, SAMPLE), shape, strict=True))  # fmt: skip
-    data = Archs4Array(source, np.arange(shape[0]), np.arange(shape[1]), reader.dtype, cks)
+    feature_cks, sample_cks = (tuple(min(spec[d], n - s) for s in range(0, n, spec[d]))
+                               for d, n in zip((fdim, SAMPLE), shape, strict=True))  # fmt: skip
+    counts_data = Archs4Array(source, np.arange(shape[0]), np.arange(shape[1]), reader.dtype,
+                              (feature_cks, sample_cks))  # fmt: skip
     attrs = {k: v for k, v in arrays[COUNTS].attributes.items() if k != "coordinates"}
     encoding = {
         "archs4x_layout": state["layout"],
@@ -190,7 +193,7 @@ def open_zarr(
         "preferred_chunks": spec,
         "dtype": reader.dtype,
     }
-    counts = xr.Variable((fdim, SAMPLE), data, attrs=attrs, encoding=encoding)
+    counts = xr.Variable((fdim, SAMPLE), counts_data, attrs=attrs, encoding=encoding)
     ds_attrs = {k: v for k, v in (root.get("attributes") or {}).items() if k != STATE}
     out = xr.Dataset({COUNTS: counts}, coords=coords, attrs=ds_attrs)
     return out.assign_coords(extra)

@@ -37,6 +37,8 @@ EPILOG = """examples:
   archs4x versions --species human --level gene
   archs4x download human --level gene --version latest -o data/
   archs4x align folder human reads/ -o counts.tsv
+  archs4x embed human_gene_v2.5.h5 -o human.embedding.zarr --remove-sc
+  archs4x similar human_gene_v2.5.h5 human.embedding.zarr GSM1158284 -k 20
 """
 
 

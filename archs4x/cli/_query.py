@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..write.tables import CountsTableWriter
 from ._messages import missing_extra, warnings_to_stderr
-from ._tables import CountsTableWriter
 
 __all__ = [
     "SHOW_FIELDS",

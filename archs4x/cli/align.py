@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     import dask
 
     from .. import align
-    from ..align.fastq import find_samples
     from ..align import fastq_samples, run_quantification
+    from ..align.fastq import find_samples
 
     _check_output(args.output, args.level)
     # inputs first: a typo must not cost a reference download

@@ -115,8 +115,7 @@ def _assign(block: np.ndarray, target: np.ndarray, log: bool, ties: str) -> np.n
     n = block.shape[0]
     cols = np.ascontiguousarray(block.T)
     out = np.empty(cols.shape, dtype=np.float64)
-    integer = cols.dtype.kind in "iu"
-    table = np.empty(_TABLE) if integer else None
+    table = np.empty(_TABLE) if cols.dtype.kind in "iu" else None  # integer counts only
     clipped = np.empty(n, dtype=cols.dtype)
     new = np.empty(n, dtype=bool)
     for start in range(0, cols.shape[0], _BATCH):
@@ -128,10 +127,10 @@ def _assign(block: np.ndarray, target: np.ndarray, log: bool, ties: str) -> np.n
             starts = np.flatnonzero(new)
             values = _block_values(target, starts, n, ties)
             uniq = sorted_col[starts]
-            if integer and uniq[0] >= 0 and uniq[-1] < _TABLE:
+            if table is not None and uniq[0] >= 0 and uniq[-1] < _TABLE:
                 table[uniq] = values
                 np.take(table, col, out=out[start + i])
-            elif integer and uniq[0] >= 0:  # a few large counts: table, then fix those
+            elif table is not None and uniq[0] >= 0:  # a few large counts: table, then fix those
                 n_small = int(np.searchsorted(uniq, _TABLE))
                 table[uniq[:n_small]] = values[:n_small]
                 row = out[start + i]
@@ -270,6 +269,7 @@ def _factors_row(norm_factors: Any, arr: xr.DataArray, empty: str) -> da.Array:
         raise ValueError(
             f"norm_factors must have one value per sample ({arr.shape[1]}), got shape {f.shape}"
         )
+    assert arr.chunks is not None  # arr comes from as_counts: Dask-backed
     return da.asarray(f).rechunk((arr.chunks[1],))[None, :]
 
 

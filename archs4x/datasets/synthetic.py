@@ -29,11 +29,13 @@ import numpy as np
 from .._options import cache_dir
 
 __all__ = [
+    "MITO_SYMBOLS",
     "SAMPLE_FIELDS",
     "TOUR_SAMPLES",
     "TOUR_SERIES",
     "example_file",
     "planted_characteristics",
+    "planted_expression",
     "write_archs4_file",
 ]
 
@@ -63,6 +65,10 @@ _KNOWN_SYMBOLS = (
     "EPCAM", "KRT18", "VIM", "SOX2", "POU5F1", "NANOG", "TP53", "MKI67", "PAX7", "TTN",
     "INS", "GCG", "CD34", "COL1A1", "XIST", "RPL13A", "HBB", "LYZ", "MYH7", "NEUROD1",
 )  # fmt: skip
+#: The 13 mitochondrial protein-coding genes, given to rows of files written with
+#: ``poor_samples`` (``qc``'s ``mito_fraction`` reads symbols starting ``MT-``).
+MITO_SYMBOLS = ("MT-ND1", "MT-ND2", "MT-CO1", "MT-CO2", "MT-ATP8", "MT-ATP6", "MT-CO3",
+                "MT-ND3", "MT-ND4L", "MT-ND4", "MT-ND5", "MT-ND6", "MT-CYB")  # fmt: skip
 _BIOTYPES = ("protein_coding", "lncRNA", "processed_pseudogene", "misc_RNA", "snRNA",
              "miRNA", "unprocessed_pseudogene", "TEC")  # fmt: skip
 _BIOTYPE_P = (0.58, 0.25, 0.07, 0.03, 0.03, 0.02, 0.01, 0.01)
@@ -524,6 +530,7 @@ class _CountModel:
             program = fx.choice(n_genes, size=max(1, n_genes // 50), replace=False)
             rows.append(program)
             folds.append((t, fx.normal(1.2, 0.4, program.size)))
+        self.programmes = rows  # each tissue's programme rows (planted_expression)
         self.effect_rows = np.unique(np.concatenate([*rows, np.arange(n_known)]))
         effect = np.zeros((self.effect_rows.size, len(_TISSUES)))
         pos = {int(g): i for i, g in enumerate(self.effect_rows)}
@@ -624,6 +631,7 @@ def write_archs4_file(
     empty_libraries: bool = False,
     tour: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    poor_samples: float = 0.0,
 ) -> Path:
     """Write a synthetic file in the exact ARCHS4 layout and return its path.
 
@@ -659,6 +667,13 @@ def write_archs4_file(
         (:data:`TOUR_SERIES`) in the last 14 samples (needs at least 30 samples).
     progress : callable, optional
         Called as ``progress(samples_done, n_samples)`` after each block.
+    poor_samples : float, default 0
+        If > 0: the 13 rows after the known symbols become the mitochondrial genes
+        (:data:`MITO_SYMBOLS`), holding 2-8% of each library, and about this share of the
+        bulk samples become poor (degraded) libraries: their other counts are thinned to
+        3% (a low library, fewer genes detected) and 40-70% of what is left is
+        mitochondrial.  :func:`planted_expression` names them.  With 0 (the default) the
+        file is what it always was.
 
     Examples
     --------
@@ -681,6 +696,10 @@ def write_archs4_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     (ids, symbols, biotypes), model, lat = _model(n_genes, n_samples, species, seed, tour)
     chunk_r = min(chunk_rows, n_genes)
+    poor = _poor_plan(n_genes, n_samples, seed, poor_samples, lat) if poor_samples else None
+    if poor is not None:
+        symbols = symbols.copy()
+        symbols[poor[0]] = [m if spec["upper"] else m.lower() for m in MITO_SYMBOLS]
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -719,6 +738,8 @@ def write_archs4_file(
                             lat.series[one],
                             empty_share=0.0,
                         )[:, 0]
+                    if poor is not None:
+                        _plant_poor(block, s0, poor, seed, n_genes, n_samples)
                     if direct:
                         compress = partial(
                             _compress_column,
@@ -768,6 +789,88 @@ def write_archs4_file(
             os.unlink(tmp)
         raise
     return path
+
+
+def _poor_plan(n_genes: int, n_samples: int, seed: int, share: float, lat: _SampleLatents):
+    """``(mito rows, poor sample mask)`` of a file with poor samples (own random stream)."""
+    first = len(_KNOWN_SYMBOLS)
+    if n_genes < first + len(MITO_SYMBOLS):
+        raise ValueError(f"poor_samples needs at least {first + len(MITO_SYMBOLS)} genes")
+    if not 0 < share < 1:
+        raise ValueError(f"poor_samples must be a share in (0, 1), got {share!r}")
+    rows = np.arange(first, first + len(MITO_SYMBOLS))
+    u = np.random.default_rng([seed, 31337, n_genes, n_samples]).random(n_samples)
+    poor = (u < share) & ~lat.single_cell
+    poor[sorted(lat.redraw)] = False  # the tour's samples stay as they are
+    return rows, poor
+
+
+def _plant_poor(block: np.ndarray, s0: int, plan, seed: int, n_genes: int,
+                n_samples: int) -> None:  # fmt: skip
+    """Mitochondrial counts for every sample of a block; degrade the poor ones (in place)."""
+    rows, poor = plan
+    rng = np.random.default_rng([seed, 31338, n_genes, n_samples, s0])
+    n = block.shape[1]
+    is_poor = poor[s0 : s0 + n]
+    other = np.ones(block.shape[0], dtype=bool)
+    other[rows] = False
+    rest = block[other]
+    thinned = rng.binomial(rest[:, is_poor], 0.03)
+    rest[:, is_poor] = thinned
+    block[other] = rest
+    frac = np.where(is_poor, rng.uniform(0.4, 0.7, n), rng.uniform(0.02, 0.08, n))
+    lib = rest.sum(axis=0, dtype=np.float64)
+    total = np.round(lib * frac / (1 - frac))
+    share = np.linspace(2.0, 1.0, rows.size)
+    share /= share.sum()
+    mito = rng.poisson(share[:, None] * total[None, :])
+    block[rows] = np.minimum(mito, np.iinfo(np.uint32).max).astype(np.uint32)
+
+
+def planted_expression(
+    *,
+    n_genes: int = 4_500,
+    n_samples: int = 400,
+    species: str = "human",
+    seed: int = 0,
+    tour: bool = True,
+    poor_samples: float = 0.0,
+) -> dict[str, object]:
+    """The expression truth planted in a file :func:`write_archs4_file` writes with the
+    same arguments.
+
+    Returns a dict: ``"programmes"`` maps each tissue (its ``source_name_ch1``) to the
+    Ensembl ids of the genes up in it (a programme of ~2% of the genes at a log-fold of
+    about 1.2, and its marker genes at log(40), ``"markers"``); ``"tissue"`` maps each
+    GSM id to its tissue; ``"poor"`` lists the GSM ids of the poor samples and
+    ``"mito"`` the mitochondrial genes (both empty unless ``poor_samples``).  The
+    mitochondrial rows are left out of the programmes (their counts are replaced).
+    ``tour`` defaults to True, as :func:`example_file` sets it for human files.
+
+    Examples
+    --------
+    >>> truth = planted_expression()
+    >>> truth["markers"]["liver"]
+    ['ENSG00000000036', 'ENSG00000000043']
+    >>> len(truth["programmes"]["liver"]), truth["poor"]
+    (92, [])
+    """
+    (ids, _, _), model, lat = _model(n_genes, n_samples, species, seed, tour)
+    mito = np.zeros(0, dtype=np.int64)
+    poor: list[str] = []
+    if poor_samples:
+        mito, mask = _poor_plan(n_genes, n_samples, seed, poor_samples, lat)
+        poor = [f"GSM{g}" for g in lat.gsm[mask]]
+    n_known = min(n_genes, len(_KNOWN_SYMBOLS))
+    programmes, markers = {}, {}
+    for t, (name, _, _) in enumerate(_TISSUES):
+        marks = [g for g in _TISSUE_MARKERS.get(t, ()) if g < n_known]
+        rows = sorted(set(model.programmes[t].tolist()) - set(mito.tolist()) | set(marks))
+        programmes[name] = [str(ids[g]) for g in rows]
+        markers[name] = [str(ids[g]) for g in marks]
+    tissue_of = {f"GSM{g}": _TISSUES[int(t)][0] for g, t in zip(lat.gsm, lat.tissue, strict=True)}
+    return {"programmes": programmes, "markers": markers, "tissue": tissue_of, "poor": poor,
+            "mito": [str(ids[g]) for g in mito]}  # fmt: skip
 
 
 def _model(n_genes: int, n_samples: int, species: str, seed: int, tour: bool):
@@ -843,6 +946,7 @@ def example_file(
     n_samples: int = 400,
     seed: int = 0,
     empty_libraries: bool = False,
+    poor_samples: float = 0.0,
 ) -> Path:
     """Return the path of a cached example file, writing it on first use.
 
@@ -851,6 +955,8 @@ def example_file(
     more hold archs4py's example samples and series GSE64016 (``tour=True`` of
     :func:`write_archs4_file`).  No sample has an empty library, so CPM and TMM compute,
     unless ``empty_libraries=True`` (the same file with ~1% of the libraries empty).
+    ``poor_samples=0.05`` gives the file mitochondrial genes and ~5% poor samples (see
+    :func:`write_archs4_file`; the analysis examples use it).
 
     Examples
     --------
@@ -861,11 +967,12 @@ def example_file(
     'human_gene_v2.5_4500x400_s0_g3_empty.h5'
     """
     name = (f"{species}_{level}_v{version}_{n_genes}x{n_samples}_s{seed}_g{GENERATOR_VERSION}"
-            f"{'_empty' if empty_libraries else ''}.h5")  # fmt: skip
+            f"{'_empty' if empty_libraries else ''}"
+            f"{f'_poor{poor_samples:g}' if poor_samples else ''}.h5")  # fmt: skip
     path = cache_dir() / name
     if not path.exists():
         write_archs4_file(path, n_genes=n_genes, n_samples=n_samples, species=species,
                           level=level, version=version, seed=seed,
-                          empty_libraries=empty_libraries,
+                          empty_libraries=empty_libraries, poor_samples=poor_samples,
                           tour=species == "human" and n_samples >= 30)  # fmt: skip
     return path

@@ -37,6 +37,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import overload
 
 __all__ = [
     "BLANK",
@@ -295,6 +296,10 @@ def parse_characteristics(text: str | None) -> dict[str, str | float | None]:
     return out
 
 
+@overload
+def join_values(first: str | None, second: str | None) -> str | None: ...
+@overload
+def join_values(first: str | float | None, second: str | float | None) -> str | float | None: ...
 def join_values(first: str | float | None, second: str | float | None) -> str | float | None:
     """The value of a key given twice: both texts joined by ``"; "`` (a number: the first).
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -63,7 +64,7 @@ class Coded:
         extended = np.append(np.asarray(per_value, dtype=bool), False)
         return extended[self.codes]  # code -1 reads the appended False
 
-    def lookup(self, per_value: np.ndarray, missing: float = np.nan) -> np.ndarray:
+    def lookup(self, per_value: npt.ArrayLike, missing: float = np.nan) -> np.ndarray:
         """Per-row values from per-value values (``missing`` for missing rows)."""
         extended = np.append(np.asarray(per_value, dtype=np.float64), missing)
         return extended[self.codes]

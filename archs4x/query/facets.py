@@ -38,14 +38,15 @@ def _value_counts(col: TypedColumn) -> tuple[pa.Array, np.ndarray, int]:
         else:
             shown = pa.array(values)
         return shown, counts.astype(np.int64), int(col.numbers.size - present.size)
-    per_value = col.coded.counts()
-    missing = int(np.count_nonzero(col.coded.codes < 0)) + int(per_value[col.blank].sum())
+    coded, blank = col.require_coded(), col.require_blank()
+    per_value = coded.counts()
+    missing = int(np.count_nonzero(coded.codes < 0)) + int(per_value[blank].sum())
     if col.kind == MULTI:
-        m = col.members
+        m = col.require_members()
         counts = np.bincount(m.codes, weights=per_value[m.of], minlength=len(m.values))
         return m.values, counts.astype(np.int64), missing
-    keep = np.flatnonzero(~col.blank)
-    return col.coded.values.take(pa.array(keep)), per_value[keep], missing
+    keep = np.flatnonzero(~blank)
+    return coded.values.take(pa.array(keep)), per_value[keep], missing
 
 
 def facet(ds: xr.Dataset, field: str, top: int | None = None) -> pd.DataFrame:

@@ -38,7 +38,7 @@ from ..backends.positions import sample_positions
 from ..dims import SAMPLE
 from ..storage.caches import LRUCache
 from ..storage.layout import SAMPLE_ID_FIELD
-from .characteristics import NUMERIC_KEYS, canonical_key
+from .characteristics import canonical_key
 from .charcache import (
     CHARACTERISTICS_FIELD,
     characteristics_source,
@@ -142,15 +142,34 @@ class TypedColumn:
                             len(values))  # fmt: skip
         return cls(name, kind, coded=coded, blank=blank)
 
+    def require_coded(self) -> Coded:
+        """``coded`` of a text or multi-valued column (TypeError for numbers and dates)."""
+        if self.coded is None:
+            raise TypeError(f"{self.name!r} is a {self.kind} column: it holds no coded text")
+        return self.coded
+
+    def require_blank(self) -> np.ndarray:
+        """``blank`` of a text or multi-valued column (TypeError for numbers and dates)."""
+        if self.blank is None:
+            raise TypeError(f"{self.name!r} is a {self.kind} column: it holds no text")
+        return self.blank
+
+    def require_members(self) -> Members:
+        """``members`` of a multi-valued column (TypeError for any other kind)."""
+        if self.members is None:
+            raise TypeError(f"{self.name!r} is a {self.kind} column, not a multi-valued one")
+        return self.members
+
     def __len__(self) -> int:
-        return int(self.numbers.size if self.numbers is not None else len(self.coded))
+        return int(self.numbers.size if self.numbers is not None else len(self.require_coded()))
 
     @property
     def nbytes(self) -> int:
         """Memory held (the per-sample arrays and the distinct values)."""
         if self.numbers is not None:
             return int(self.numbers.nbytes)
-        held = self.coded.codes.nbytes + self.coded.values.nbytes
+        coded = self.require_coded()
+        held = coded.codes.nbytes + coded.values.nbytes
         if self.members is not None:
             held += self.members.of.nbytes + self.members.codes.nbytes
             held += self.members.values.nbytes
@@ -161,13 +180,13 @@ class TypedColumn:
             return self
         if self.numbers is not None:
             return replace(self, numbers=self.numbers[positions])
-        return replace(self, coded=self.coded.take(positions))
+        return replace(self, coded=self.require_coded().take(positions))
 
     def missing(self) -> np.ndarray:
         """True where the value is missing (null, blank text; multi: no value at all)."""
         if self.numbers is not None:
             return np.isnan(self.numbers)
-        return ~self.coded.mask(~self.blank)
+        return ~self.require_coded().mask(~self.require_blank())
 
 
 def parse_date(text: Any) -> float:
@@ -267,7 +286,7 @@ def _from_values(name: str, var: xr.DataArray) -> TypedColumn:
     return _typed(name, kind, arr)
 
 
-def _stored(ds: xr.Dataset, coord: str) -> tuple[Any, bool, str, np.ndarray | None] | None:
+def _stored(ds: xr.Dataset, coord: str) -> tuple[Any, bool, str, np.ndarray] | None:
     """``(source, repair, field, positions)`` when ``coord`` is read from ``ds``'s file."""
     located = sample_positions(ds)
     if located is None:
@@ -283,18 +302,18 @@ def _stored(ds: xr.Dataset, coord: str) -> tuple[Any, bool, str, np.ndarray | No
 
 def _characteristic(ds: xr.Dataset, key: str) -> TypedColumn:
     """Characteristic ``key`` over ``ds``'s samples (KeyError if no sample has it)."""
-    kind = NUMBER if key in NUMERIC_KEYS else TEXT
     located = characteristics_source(ds)
+    positions: np.ndarray | None
     if located is not None:
         source, repair, positions = located
         column = file_characteristic(source, repair, key)
     else:
         parsed, positions = parsed_characteristics(ds)
         column = parsed.field(key)
-    if kind == NUMBER:
-        typed = TypedColumn(key, NUMBER, numbers=column)
-    else:
+    if isinstance(column, Coded):
         typed = _text_column(key, column)
+    else:  # NUMERIC_KEYS come as float64 (NaN: missing)
+        typed = TypedColumn(key, NUMBER, numbers=column)
     return typed.take(positions)
 
 

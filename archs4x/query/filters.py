@@ -133,6 +133,7 @@ def tokenize(expr: str) -> list[Token]:
             hint = "; compare with ==" if ch == "=" else ""
             raise _caret(expr, pos, f"invalid filter expression: unexpected {ch!r}{hint}")
         kind, text = m.lastgroup, m.group()
+        assert kind is not None  # every alternative of _TOKEN is a named group
         start, pos = m.start(), m.end()
         if kind == "ws":
             continue
@@ -378,11 +379,12 @@ def _literal(col: TypedColumn, value: Any, clause: str) -> Any:
 
 def _per_value(col: TypedColumn, test: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
     """Rows where ``test`` holds for the value (multi: for any of the values)."""
+    coded = col.require_coded()
     if col.kind != MULTI:
-        return col.coded.mask(test(col.coded.values))
-    members = col.members
+        return coded.mask(test(coded.values))
+    members = col.require_members()
     per_member = test(members.values) if len(members.values) else np.zeros(0, bool)
-    return col.coded.mask(members.any(per_member, len(col.coded.values)))
+    return coded.mask(members.any(per_member, len(coded.values)))
 
 
 def _python_test(func: Callable[[Any], bool]) -> Callable[[pa.Array], np.ndarray]:

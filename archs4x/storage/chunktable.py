@@ -135,7 +135,7 @@ def _remove_orphans(folder: Path) -> None:
             pass
 
 
-def save_table(cache_key: str, name: str, make: Callable[[np.ndarray | None], np.ndarray],
+def save_table(cache_key: str, name: str, make: Callable[[np.ndarray], np.ndarray],
                grid: tuple[int, int]) -> ChunkTable:  # fmt: skip
     """Build a table straight into a memory-mapped temporary file, then rename it."""
     target = table_path(cache_key, name)

@@ -18,6 +18,10 @@ import numpy as np
 
 from ..errors import ChunkDecodeError
 
+_Bytes = bytes | bytearray | memoryview  # what the filters take and give back
+
+_libdeflate_inflate: Callable[[_Bytes, int], bytearray] | None
+_DeflateError: type[Exception]
 try:  # libdeflate: the fastest inflate on PyPI, releases the GIL
     from deflate import DeflateError as _DeflateError
     from deflate import zlib_decompress as _libdeflate_inflate
@@ -63,13 +67,13 @@ def filter_plan(dset: h5py.Dataset) -> FilterPlan:
     return FilterPlan(filters=filters, direct=set(filters) <= _SUPPORTED)
 
 
-def _inflate(data: bytes, nbytes: int) -> bytes:
+def _inflate(data: _Bytes, nbytes: int) -> _Bytes:
     if _libdeflate_inflate is not None:
         return _libdeflate_inflate(data, nbytes)
     return zlib.decompress(data)  # pragma: no cover
 
 
-def _unshuffle(data: bytes, itemsize: int) -> bytes:
+def _unshuffle(data: _Bytes, itemsize: int) -> _Bytes:
     if itemsize == 1:
         return data
     a = np.frombuffer(data, dtype=np.uint8)
@@ -107,7 +111,7 @@ def decode_chunk(
     """
     if nbytes is None:
         nbytes = math.prod(chunks) * dtype.itemsize
-    data = raw
+    data: _Bytes = raw
     try:
         for i in reversed(range(len(plan.filters))):
             if mask & (1 << i):

@@ -17,6 +17,7 @@ whether a string is a URL.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -259,6 +260,12 @@ def _index_quietly(src: LocalFile) -> None:
                                              src.name, exc_info=True)  # fmt: skip
 
 
+def _chunk_shape(dset: h5py.Dataset) -> tuple[int, int]:
+    """The chunk shape of the 2-D counts dataset (one column a chunk when contiguous)."""
+    rows, cols = (int(c) for c in (dset.chunks or (dset.shape[0], 1)))
+    return rows, cols
+
+
 def _grid(shape, chunks) -> tuple[int, int]:
     return (-(-int(shape[0]) // chunks[0]), -(-int(shape[1]) // chunks[1]))
 
@@ -300,7 +307,7 @@ def build_chunk_table(source: Any, *, progress: bool = True) -> Path:
     src = open_source(source)
     f = src.h5()
     dset = f[EXPRESSION]
-    chunks = tuple(int(c) for c in (dset.chunks or (dset.shape[0], 1)))
+    chunks = _chunk_shape(dset)
     target = table_path(src.cache_key, dset.name)
     if target.exists():
         return target
@@ -324,17 +331,18 @@ def build_chunk_table(source: Any, *, progress: bool = True) -> Path:
 
     try:
         save_table(src.cache_key, dset.name, lambda out: table_from_btree(tree, out=out,
-                   progress=report), tree.grid)  # fmt: skip
+                   progress=report), _grid(dset.shape, chunks))  # fmt: skip
     finally:
         bar.close()
-    _readers.discard(lambda k: len(k) > 1 and k[1] == src)  # readers pick the table up
+    # readers pick the table up (their keys are (pid, source, ...))
+    _readers.discard(lambda k: isinstance(k, tuple) and len(k) > 1 and k[1] == src)
     return target
 
 
 def _build_reader(src: Source, f: h5py.File, fetch, batch_fetch: bool) -> ChunkReader:
     dset = f[EXPRESSION]
     plan = filter_plan(dset)
-    chunks = tuple(int(c) for c in (dset.chunks or (dset.shape[0], 1)))
+    chunks = _chunk_shape(dset)
     locate = ChunkLocator(src, f, fetch, chunks).locate if plan.direct else None
 
     def hyperslab(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
@@ -361,16 +369,37 @@ def _build_reader(src: Source, f: h5py.File, fetch, batch_fetch: bool) -> ChunkR
 
 
 def _file_size(src: Source) -> int:
-    return src.identity.size if isinstance(src, LocalFile) else src.size  # type: ignore[union-attr]
+    if isinstance(src, LocalFile):
+        return src.identity.size
+    if isinstance(src, RemoteFile):
+        return src.size
+    raise TypeError(f"cannot tell the size of a {type(src).__name__} source")
 
 
 @register_cleanup
 def _close_handles() -> None:
     """Close the files this process opened (run by :func:`archs4x.clear_caches`)."""
     pid = os.getpid()
-    for key, f in _handles.items():
-        if key[0] == pid and f.id.valid:
+    for key, f in _handles.items():  # keys are (pid, source)
+        if isinstance(key, tuple) and key[0] == pid and f.id.valid:
             f.close()
+
+
+_exit_hook_lock = threading.Lock()
+_exit_hook: list[bool] = []
+
+
+def _close_handles_at_exit() -> None:
+    """Close open files before the interpreter finalizes (registered on first remote open).
+
+    HDF5 closes the files still open in its own C exit handler, after Python has shut
+    down; a file opened on a Python file object (a remote file) then calls back into the
+    finalized interpreter and the process dies with a segmentation fault.
+    """
+    with _exit_hook_lock:
+        if not _exit_hook:
+            atexit.register(_close_handles)
+            _exit_hook.append(True)
 
 
 def _close_other_versions(src: LocalFile) -> None:
@@ -526,6 +555,7 @@ class RemoteFile:
             fs, path = self.filesystem()
             f = _open_h5(RangeFile(fs, path, self.size, self.url), self.url)
             f = _handles.put(key, f)
+            _close_handles_at_exit()
         return f
 
     def layout(self) -> Layout:

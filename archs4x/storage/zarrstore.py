@@ -29,6 +29,7 @@ and TensorStore read the same stores):
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import os
@@ -37,7 +38,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import google_crc32c
 import numpy as np
@@ -148,6 +149,13 @@ class StoreIO:
     def path(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
 
+    @property
+    def _fs(self) -> Any:
+        """The fsspec filesystem of a URL store (a local store has none)."""
+        if self.fs is None:
+            raise RuntimeError(f"{self.store}: a local store has no fsspec filesystem")
+        return self.fs
+
     # reads ------------------------------------------------------------------------------
     def read(self, key: str) -> bytes:
         """The whole value of ``key`` (FileNotFoundError when absent)."""
@@ -155,11 +163,11 @@ class StoreIO:
             with open(self.path(key), "rb") as f:
                 return f.read()
         try:
-            return self.fs.cat_file(self.path(key))
+            return self._fs.cat_file(self.path(key))
         except FileNotFoundError:
             raise
         except OSError as exc:  # some filesystems report a missing key otherwise
-            if not self.fs.exists(self.path(key)):
+            if not self._fs.exists(self.path(key)):
                 raise FileNotFoundError(self.path(key)) from exc
             raise
 
@@ -187,10 +195,10 @@ class StoreIO:
         paths = [self.path(k) for k, _, _ in requests]
         starts = [a for _, a, _ in requests]
         stops = [None if (a < 0 or b is None) else b for _, a, b in requests]
-        out = self.fs.cat_ranges(paths, starts, stops, on_error="return")
+        out = self._fs.cat_ranges(paths, starts, stops, on_error="return")
         for (key, _, _), value in zip(requests, out, strict=True):
             if isinstance(value, BaseException):
-                if isinstance(value, FileNotFoundError) or not self.fs.exists(self.path(key)):
+                if isinstance(value, FileNotFoundError) or not self._fs.exists(self.path(key)):
                     raise FileNotFoundError(self.path(key)) from value
                 raise value
         return out
@@ -198,12 +206,12 @@ class StoreIO:
     def size(self, key: str) -> int:
         if self.local:
             return os.stat(self.path(key)).st_size
-        return int(self.fs.size(self.path(key)))
+        return int(self._fs.size(self.path(key)))
 
     def exists(self, key: str) -> bool:
         if self.local:
             return os.path.exists(self.path(key))
-        return bool(self.fs.exists(self.path(key)))
+        return bool(self._fs.exists(self.path(key)))
 
     def list(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (recursively), sorted; temporary files excluded."""
@@ -217,7 +225,7 @@ class StoreIO:
                         keys.append(name if rel == "." else f"{rel}/{name}".replace(os.sep, "/"))
         else:
             try:
-                found = self.fs.find(base)
+                found = self._fs.find(base)
             except FileNotFoundError:
                 found = []
             n = len(self.root) + 1
@@ -225,7 +233,7 @@ class StoreIO:
             keys = [k for k in keys if not k.endswith(".partial")]
         return sorted(keys)
 
-    def partial_files(self) -> list[str]:
+    def partial_files(self) -> builtins.list[str]:
         """Temporary files left by a killed local writer."""
         if not self.local:
             return []
@@ -239,7 +247,7 @@ class StoreIO:
         """Replace ``key`` with ``data`` atomically."""
         target = self.path(key)
         if not self.local:
-            self.fs.pipe_file(target, bytes(data))
+            self._fs.pipe_file(target, bytes(data))
             return
         folder = os.path.dirname(target)
         os.makedirs(folder, exist_ok=True)
@@ -266,16 +274,16 @@ class StoreIO:
             elif os.path.lexists(target):
                 os.unlink(target)
             return
-        if self.fs.exists(target):
-            self.fs.rm(target, recursive=True)
+        if self._fs.exists(target):
+            self._fs.rm(target, recursive=True)
 
-    def children(self) -> list[str]:
+    def children(self) -> builtins.list[str]:
         """Names directly under the store root."""
         if self.local:
             return sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []
         try:
             return sorted(
-                p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)
+                p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(self.root, detail=False)
             )
         except FileNotFoundError:
             return []
@@ -319,7 +327,7 @@ class Chain:
     """A Zarr v3 codec chain of one chunk: array->bytes, then bytes->bytes codecs."""
 
     array_codec: str  # "bytes" or "vlen-utf8"
-    endian: str  # "<" or ">"
+    endian: Literal["<", ">"]
     compressors: tuple  # numcodecs objects, in encoding order
     checksum: bool  # ends in crc32c
 
@@ -349,7 +357,7 @@ class Chain:
         else:
             arr = np.ascontiguousarray(chunk)
             want = arr.dtype.newbyteorder(self.endian) if arr.dtype.itemsize > 1 else arr.dtype
-            data = memoryview(arr.astype(want, copy=False).reshape(-1)).cast("B")
+            data = arr.astype(want, copy=False).reshape(-1).data.cast("B")
         for codec in self.compressors:
             data = codec.encode(data)
         data = bytes(data)
@@ -497,9 +505,16 @@ class ArrayMeta:
     def n_objects(self) -> tuple[int, ...]:
         return tuple(math.ceil(s / g) for s, g in zip(self.shape, self.grid, strict=True))
 
+    @property
+    def shard_index_chain(self) -> Chain:
+        """The codec chain of the shard index (an unsharded array has none)."""
+        if self.index_chain is None:
+            raise ValueError(f"array {self.path!r} is not sharded: it has no shard index")
+        return self.index_chain
+
     @cached_property
     def index_nbytes(self) -> int:
-        return 16 * int(np.prod(self.per_object)) + (4 if self.index_chain.checksum else 0)
+        return 16 * int(np.prod(self.per_object)) + (4 if self.shard_index_chain.checksum else 0)
 
     def slot(self, chunk: tuple[int, ...]) -> int:
         """Position of ``chunk`` in its shard's index."""
@@ -565,7 +580,7 @@ class ArrayMeta:
                 f"({len(raw)} bytes where its index of {self.index_nbytes} bytes should be)"
             )
         where = f"{store}: shard index of {key} (array {self.path!r}; damaged or truncated shard)"
-        index = self.index_chain.decode(raw, (n, 2), np.dtype("<u8"), where)
+        index = self.shard_index_chain.decode(raw, (n, 2), np.dtype("<u8"), where)
         return np.asarray(index, dtype=np.uint64)
 
     def encode_shard(self, chunks: dict[tuple[int, ...], bytes]) -> bytes:
@@ -580,7 +595,7 @@ class ArrayMeta:
             index[self.slot(chunk)] = (offset, length)
             pieces.append(data)
             offset += length
-        raw_index = self.index_chain.encode(index)
+        raw_index = self.shard_index_chain.encode(index)
         body = b"".join(pieces)
         return body + raw_index if self.index_at_end else raw_index + body
 
@@ -686,7 +701,7 @@ class ArrayReader:
         if len(selection) != len(meta.shape):
             raise IndexError(f"{len(selection)} selections for a {len(meta.shape)}-D array")
         idx = [normalize_selection(s, n) for s, n in zip(selection, meta.shape, strict=True)]
-        order = "F" if len(idx) == 2 else "C"
+        order: Literal["C", "F"] = "F" if len(idx) == 2 else "C"
         out = np.empty(tuple(i.size for i in idx), dtype=meta.dtype, order=order)
         if any(i.size == 0 for i in idx):
             return out
@@ -794,9 +809,15 @@ class ArrayReader:
     def _range(self, obj: tuple[int, ...], chunk: tuple[int, ...],
                index: np.ndarray | None) -> tuple[int, int | None]:  # fmt: skip
         """Byte range of ``chunk`` inside its object (the whole object when unsharded)."""
-        meta = self.meta
-        if not meta.sharded:
+        if not self.meta.sharded:
             return 0, None
+        if index is None:
+            raise ValueError(f"{self.meta.where(chunk, self.io.store)}: no shard index given")
+        return self._shard_range(chunk, index)
+
+    def _shard_range(self, chunk: tuple[int, ...], index: np.ndarray) -> tuple[int, int]:
+        """Byte range of ``chunk`` inside its shard, from the shard's ``index``."""
+        meta = self.meta
         offset, nbytes = index[meta.slot(chunk)].tolist()
         if offset == EMPTY and nbytes == EMPTY:
             raise StoreIntegrityError(
@@ -831,7 +852,7 @@ class ArrayReader:
                     raw = os.pread(fd, n, 0)
                 index = meta.parse_index(raw, key, self.io.store)
                 self._keep_index(key, index)
-            ranges = [self._range(obj, c, index) for c in chunks]
+            ranges = [self._shard_range(c, index) for c in chunks]
             return self._coalesced(fd, key, ranges)
         finally:
             os.close(fd)

@@ -200,8 +200,7 @@ def to_pydeseq2(
         from pydeseq2.dds import DeseqDataSet
     except ImportError as exc:  # pragma: no cover - exercised without the extra
         raise ImportError(
-            "to_pydeseq2 needs the optional dependency pydeseq2: "
-            "pip install 'archs4x[analysis]'"
+            "to_pydeseq2 needs the optional dependency pydeseq2: pip install 'archs4x[analysis]'"
         ) from exc
     n = ds.sizes[SAMPLE]
     if n > max_samples:

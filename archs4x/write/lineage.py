@@ -129,8 +129,11 @@ def _counts_parts(ds: xr.Dataset) -> tuple[str, str, str, str]:
         ident, name = source_identity(data.source)
         return ident, _digest(data.rows, data.cols), "read:" + data.dtype.str, name
     index = ds.xindexes.get(SAMPLE)
-    known = isinstance(index, SamplePositionIndex) and index.positions is not None
-    if known and index.source is not None:
+    if (
+        isinstance(index, SamplePositionIndex)
+        and index.positions is not None
+        and index.source is not None
+    ):
         ident, name = source_identity(index.source)
         selection = _digest(index.positions)
     else:

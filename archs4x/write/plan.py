@@ -143,7 +143,7 @@ class Pass:
 
     @property
     def grid(self) -> tuple[int, int]:
-        return tuple(math.ceil(s / u) for s, u in zip(self.shape, self.unit, strict=True))
+        return math.ceil(self.shape[0] / self.unit[0]), math.ceil(self.shape[1] / self.unit[1])
 
     @property
     def n_units(self) -> int:
@@ -244,8 +244,9 @@ def plan_conversion(
         shards = _check_pair(shards, "shards", None)
         if not _multiple_of(shards, chunks):
             raise ValueError(f"shards {shards} must be multiples of chunks {chunks}")
-        shards = tuple(  # never larger than the chunks that cover the array
-            min(s, math.ceil(n / c) * c) for s, n, c in zip(shards, (n_f, n_s), chunks, strict=True)
+        shards = (  # never larger than the chunks that cover the array
+            min(shards[0], math.ceil(n_f / chunks[0]) * chunks[0]),
+            min(shards[1], math.ceil(n_s / chunks[1]) * chunks[1]),
         )
     unit = shards or chunks
     unit_bytes = unit[0] * unit[1] * itemsize
