@@ -137,3 +137,16 @@ def test_py_typed_is_shipped():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["archs4x"]
     assert config["tool"]["mypy"]["files"] == ["archs4x"]
+
+
+def test_readme_benchmark_table_is_generated_from_the_results():
+    """The README's figures are the results files' figures: `benchmarks/report.py --write`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    rendered = report.render()
+    assert report.readme_section() == rendered, "run: python benchmarks/report.py --write"
+    results = {p.name for p in (ROOT / "benchmarks" / "results").glob("*.json")}
+    assert len(results) >= 10 and report.USED == results, results - report.USED
