@@ -89,7 +89,7 @@ def _spearman(
     counts: Any, transform: Any, rows: np.ndarray | None, query: np.ndarray
 ) -> tuple[xr.DataArray, da.Array]:
     arr, bands = gene_bands(counts, transform, rows)
-    unit = bands.map_blocks(_unit_ranks, dtype=np.float64)
+    unit = da.map_blocks(_unit_ranks, bands, dtype=np.float64)
     q = unit[query].rechunk((len(query), -1))
     corr = da.matmul(unit, q.T)
     return arr, corr.map_blocks(np.clip, -1.0, 1.0, dtype=np.float64)

@@ -117,8 +117,8 @@ def split_groups(
     a, b = labels
     is_a = pd.Series(values).eq(a).to_numpy()
     is_b = pd.Series(values).eq(b).to_numpy()
-    pos = np.flatnonzero(is_a | is_b)
-    return pos, is_a[pos], (str(a), str(b))
+    compared = np.flatnonzero(is_a | is_b)
+    return compared, is_a[compared], (str(a), str(b))
 
 
 def _strata(arr: xr.DataArray, blocking: Any, positions: np.ndarray) -> np.ndarray:
@@ -307,15 +307,22 @@ def diffexp(
     if test == "welch":
         sel, data, kind = sample_blocks(sel, transform)
         masks = da.from_array(np.stack([in_a, ~in_a]), chunks=(2, data.chunks[1]))
-        labels = labels_row(sel, data)
-        state = reduce_states(data, _welch_state, 6, masks, labels, kind, width=3)
-        result = state.map_blocks(
-            _welch_result, log, min_expr, dtype=np.float64, chunks=(state.chunks[0], (5,))
+        row_labels = labels_row(sel, data)
+        state = reduce_states(data, _welch_state, 6, masks, row_labels, kind, width=3)
+        result = da.map_blocks(
+            _welch_result, state, log, min_expr, dtype=np.float64, chunks=(state.chunks[0], (5,))
         )
     else:
         sel, bands = gene_bands(sel, transform)
-        result = bands.map_blocks(
-            _mwu_band, in_a, strata, log, min_expr, dtype=np.float64, chunks=(bands.chunks[0], (5,))
+        result = da.map_blocks(
+            _mwu_band,
+            bands,
+            in_a,
+            strata,
+            log,
+            min_expr,
+            dtype=np.float64,
+            chunks=(bands.chunks[0], (5,)),
         )
     full = result.rechunk((-1, 5)).map_blocks(
         _padj, dtype=np.float64, chunks=((sel.shape[0],), (6,))

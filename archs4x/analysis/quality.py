@@ -166,14 +166,14 @@ def qc_filter(
         "mito_fraction": (max_mito, np.less_equal),
         "top50_fraction": (max_top50, np.less_equal),
     }
-    names = [k for k, (v, _) in wanted.items() if v is not None]
+    limits = {k: (v, op) for k, (v, op) in wanted.items() if v is not None}
+    names = list(limits)
     values: dict[str, Any] = {}
     if names:
         loaded = table[names].compute()
         values = {k: np.asarray(loaded[k].values) for k in names}
     keep = np.ones(ds.sizes[SAMPLE], dtype=bool)
-    for name in names:
-        threshold, op = wanted[name]
+    for name, (threshold, op) in limits.items():
         with np.errstate(invalid="ignore"):
             keep &= op(values[name], threshold)
     return ds.isel({SAMPLE: np.flatnonzero(keep)})

@@ -219,9 +219,9 @@ def _characteristics(lat: _SampleLatents, species: str) -> tuple[list[str], list
     texts, truths = [], []
     for i in range(n):
         if i in lat.tour_characteristics:
-            text, truth = lat.tour_characteristics[i]
-            texts.append(_double_encode(text) if lat.mojibake[i] else text)
-            truths.append(dict(truth))
+            tour_text, tour_truth = lat.tour_characteristics[i]
+            texts.append(_double_encode(tour_text) if lat.mojibake[i] else tour_text)
+            truths.append(dict(tour_truth))
             continue
         t = int(lat.tissue[i])
         pairs: list[tuple[str, str, str, object]] = []  # key, spelling, written, truth
@@ -288,11 +288,11 @@ def _characteristics(lat: _SampleLatents, species: str) -> tuple[list[str], list
             add("time", value, value)
         pairs = pairs[:6]
         truth: dict[str, object] = {}
-        for key, _, _, value in pairs:
-            if key in truth and truth[key] is not None and value is not None:
-                truth[key] = f"{truth[key]}; {value}"
+        for key, _, _, planted in pairs:
+            if key in truth and truth[key] is not None and planted is not None:
+                truth[key] = f"{truth[key]}; {planted}"
             elif key not in truth:
-                truth[key] = value
+                truth[key] = planted
         parts = [f"{name}: {value}".rstrip() if value else f"{name}:" for _, name, value, _ in
                  pairs]  # fmt: skip
         if u[i, 5] > 0.95 and len(parts) > 1:  # an empty pair
@@ -309,7 +309,7 @@ def _characteristics(lat: _SampleLatents, species: str) -> tuple[list[str], list
 #: archs4py's example samples (the README's tour uses them); their metadata is synthetic.
 TOUR_SAMPLES = ("GSM1158284", "GSM1482938", "GSM1562817")
 # (series, tissue, title, submitted, characteristics, truth) of the first two
-_TOUR_BULK = (
+_TOUR_BULK: tuple[tuple[str, int, str, tuple[int, int, int], str, dict[str, object]], ...] = (
     ("GSE47501", 0, "HSMM myoblasts, growth medium, rep 1", (2013, 6, 3),
      "cell type: skeletal muscle myoblast,cell line: HSMM,treatment: growth medium, 20% FBS",
      {"cell_type": "skeletal muscle myoblast", "cell_line": "HSMM",
@@ -326,6 +326,8 @@ _TOUR_PHASES = ("unsynchronized", "G1", "S", "G2/M")
 def _tour(lat: _SampleLatents, n: int) -> None:
     """Place archs4py's example samples and GSE64016 in the last 14 samples of ``lat``."""
     start = n - 14
+    # (position, gsm, series, tissue, single cell, title, submitted, characteristics, truth)
+    rows: list[tuple[int, int, str, int, bool, str, tuple[int, int, int], str, dict[str, object]]]
     rows = []
     for k, (gse, tissue, title, date, text, truth) in enumerate(_TOUR_BULK):
         gsm = int(TOUR_SAMPLES[k][3:])

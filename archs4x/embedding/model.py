@@ -287,15 +287,16 @@ class Embedding:
         saved with the embedding is used when it was built for this fingerprint and these
         options; otherwise one is built (and saved with the embedding if it has a path).
         """
-        from .neighbours import NeighbourIndex
+        from .neighbours import NeighbourIndex, _check_metric
 
-        key = (metric, tuple(sorted(options.items())))
+        checked = _check_metric(metric)
+        key = (checked, tuple(sorted(options.items())))
         if key not in self._indexes:
             vectors = self.coordinates.values
             fingerprint = self.fingerprint
-            index = NeighbourIndex.open(self._path, fingerprint, vectors, metric, **options)
+            index = NeighbourIndex.open(self._path, fingerprint, vectors, checked, **options)
             if index is None:
-                index = NeighbourIndex(vectors, metric=metric, **options)
+                index = NeighbourIndex(vectors, metric=checked, **options)
                 if self._path is not None:
                     try:
                         index.save(self._path, fingerprint)

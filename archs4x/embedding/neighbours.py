@@ -21,7 +21,8 @@ import numpy as np
 
 __all__ = ["EXACT_BELOW", "INDEX_GROUP", "METRICS", "NeighbourIndex", "exact_search"]
 
-METRICS = ("euclidean", "cosine")
+Metric = Literal["euclidean", "cosine"]
+METRICS: tuple[Metric, ...] = ("euclidean", "cosine")
 #: Below this many vectors, search is exact.
 EXACT_BELOW = 50_000
 _BLOCK = 65_536
@@ -29,9 +30,12 @@ _BLOCK = 65_536
 INDEX_GROUP = "neighbours"
 
 
-def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise ValueError(f"unsupported metric {metric!r}: choose one of {METRICS}")
+def _check_metric(metric: str) -> Metric:
+    """``metric``, checked to be one of :data:`METRICS` (ValueError otherwise)."""
+    for known in METRICS:
+        if metric == known:
+            return known
+    raise ValueError(f"unsupported metric {metric!r}: choose one of {METRICS}")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -117,7 +121,7 @@ class NeighbourIndex:
     def __init__(
         self,
         vectors: np.ndarray,
-        metric: Literal["euclidean", "cosine"] = "euclidean",
+        metric: Metric = "euclidean",
         *,
         method: Literal["auto", "exact", "hnsw"] = "auto",
         exact_below: int = EXACT_BELOW,
@@ -234,8 +238,11 @@ class NeighbourIndex:
             arr = group[f"{INDEX_GROUP}/{metric}-{fingerprint}"]
         except (KeyError, FileNotFoundError, ValueError):
             return None
+        if not isinstance(arr, zarr.Array):  # a group of that name: not a saved graph
+            return None
+        checked = _check_metric(metric)
         opts = {k: v for k, v in options.items() if k not in ("method", "exact_below")}
-        probe = cls(vectors[:0], metric, method="exact", **opts)  # type: ignore[arg-type]
+        probe = cls(vectors[:0], checked, method="exact", **opts)
         note = dict(arr.attrs)
         wanted = {**probe.options, "metric": metric, "n": n, "fingerprint": fingerprint}
         if any(note.get(key) != value for key, value in wanted.items()):
@@ -245,4 +252,4 @@ class NeighbourIndex:
         index = faiss.deserialize_index(np.asarray(arr[:], dtype=np.uint8))
         if index.ntotal != n:
             return None
-        return cls(vectors, metric, method="hnsw", _index=index, **opts)  # type: ignore[arg-type]
+        return cls(vectors, checked, method="hnsw", _index=index, **opts)

@@ -124,6 +124,8 @@ def run_plan(plan: FitPlan) -> dict[str, Any]:
     """
     p = plan.params
     counts = plan.counts
+    if counts.chunks is None:  # fit() chunks in-memory counts before planning
+        raise TypeError("run_plan needs Dask-backed counts (a FitPlan made by fit())")
     if len(counts.chunks[0]) > 1:  # every gene of a sample in one block
         counts = counts.chunk({GENE: -1})
     data = counts.data
