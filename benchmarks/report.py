@@ -116,21 +116,53 @@ def rows_extract() -> Iterator[Row]:
            "bench_extract.py")  # fmt: skip
 
 
+def _chain_row(rows: list[dict], label: str, date: str) -> Row:
+    exact = sum(r["chunks_read"] == r["chunks_needed"] for r in rows)
+    worst = max(rows, key=lambda r: r["time_s"]["median"])
+    return (f"{len(rows)} chained selections then `.counts.values`, {label} ({date})",
+            "chunks each selection needs",
+            f"{exact} of {len(rows)} read exactly the chunks they need; slowest "
+            f"`{worst['chain']}` {_spread(worst['time_s'])}",
+            f"{sum(r['chunks_read'] for r in rows):,} read / "
+            f"{sum(r['chunks_needed'] for r in rows):,} needed", "bench_chains.py")  # fmt: skip
+
+
 def rows_chains() -> Iterator[Row]:
     d = _load("chains")
     if d is None:
         return
-    for key, rows in d.items():
-        if not isinstance(rows, list) or not rows or "chunks_read" not in rows[0]:
-            continue
-        exact = sum(r["chunks_read"] == r["chunks_needed"] for r in rows)
-        worst = max(rows, key=lambda r: r["time_s"]["median"])
-        yield (f"{len(rows)} chained selections then `.counts.values`, {key} "
-               f"({_date(d)})", "chunks each selection needs",
-               f"{exact} of {len(rows)} read exactly the chunks they need; slowest "
-               f"`{worst['chain']}` {_spread(worst['time_s'])}",
-               f"{sum(r['chunks_read'] for r in rows):,} read / "
-               f"{sum(r['chunks_needed'] for r in rows):,} needed", "bench_chains.py")  # fmt: skip
+    date = _date(d)
+    if "5000" in d:
+        yield _chain_row(d["5000"], "67,186 x 5,000", date)
+    big = d.get("1000000")
+    if not big:
+        return
+    for mode, how in (("btree", "B-tree walked per read"), ("table", "chunk table")):
+        if mode in big:
+            yield _chain_row(big[mode], f"67,186 x 1,000,000, {how}", date)
+    small = d["1000_random_5000_file_s"]
+    yield (f"1,000 random samples, 67,186 x 1,000,000 against 67,186 x 5,000 ({date})",
+           f"the same extraction from the 5,000-sample file {_spread(small)}",
+           f"chunk table {_spread(big['1000_random_table_s'])} (table built in "
+           f"{_s(big['chunk_table_build_s'])}); B-tree walk {_spread(big['1000_random_btree_s'])}",
+           f"{d['1000_random_ratio_table']:.2f}x / {d['1000_random_ratio_btree']:.2f}x the "
+           "5,000-sample time (goal <= 1.3x)", "bench_chains.py")  # fmt: skip
+    one = big["one_gene_all_samples"]
+    yield (f"one gene over 1,000,000 samples; 50 never-written samples; 300 random samples "
+           f"({date})",
+           f"chunks needed {one['chunks_needed']:,}; h5py (50 unwritten) "
+           f"{_spread(big['50_unwritten_h5py_s'])}; archs4py `data.index` (300) "
+           f"{_spread(big['300_random_archs4py_index_s'])}",
+           f"{_s(one['s'])}, {one['chunks_read']:,} chunks read; "
+           f"{_spread(big['50_unwritten_archs4x_s'])}; {_spread(big['300_random_archs4x_s'])}",
+           f"{_x(big['50_unwritten_h5py_s']['median'] / big['50_unwritten_archs4x_s']['median'])}"
+           f" h5py (unwritten); {_x(big['300_random_speedup'])} archs4py (300)",
+           "bench_chains.py")  # fmt: skip
+    g = d["unrelated_graph_optimize_s"]
+    yield (f"`dask.optimize` of an unrelated 40,000-chunk graph ({date})",
+           f"without `import archs4x` {_s(g['without archs4x'])}",
+           f"with `import archs4x` {_s(g['with import archs4x'])}",
+           f"{g['ratio']:.2f}x the time (no cost)", "bench_chains.py")  # fmt: skip
 
 
 def rows_open_search_filter() -> Iterator[Row]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -212,3 +214,23 @@ def test_large_files_are_indexed_in_the_background(tmp_path, small_file, monkeyp
         assert not any(t.name == "archs4x-index" for t in threading.enumerate())
         assert not table_path(osrc.cache_key, "data/expression").exists()
     archs4x.clear_caches()
+
+
+def test_orphan_tables_of_dead_processes_only_are_removed(tmp_path):
+    """A temporary table is removed only when the process named in its name is gone; the
+    random part of the name (which can be all digits) is never read as a process id."""
+    import subprocess
+    import sys
+
+    from archs4x.storage.chunktable import _remove_orphans
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    alive = os.getppid()  # the shell or pytest's parent: alive while we run
+    gone = tmp_path / f".k-data%expression-v3.npy.{dead_pid}.ab12cd34.tmp"
+    mine = tmp_path / f".k-data%expression-v3.npy.{alive}.{dead_pid}.tmp"  # digits at random
+    for p in (gone, mine):
+        p.write_bytes(b"x")
+    _remove_orphans(tmp_path)
+    assert not gone.exists() and mine.exists()

@@ -123,8 +123,8 @@ def load_table(cache_key: str, name: str) -> ChunkTable | None:
 def _remove_orphans(folder: Path) -> None:
     """Delete temporary tables left by processes that died while building them."""
     for tmp in folder.glob(".*.tmp"):
-        parts = tmp.name.split(".")
-        pid = next((int(p) for p in reversed(parts) if p.isdigit()), None)
+        parts = tmp.name.split(".")  # ".<table>.<pid>.<random>.tmp" (see save_table)
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
         if pid is None or pid == os.getpid():
             continue
         try:
