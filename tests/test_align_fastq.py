@@ -118,3 +118,15 @@ def test_alignment_options_are_one_validated_definition(tmp_path):
     assert (opts.threads, opts.extra_args) == (3, ("--bias",))
     assert opts.tmp_dir == str(Path("rel").absolute())
     assert align.QuantOptions(check=True).check == "full"
+
+
+def test_alignment_options_refuse_truncated_or_infinite_values():
+    from archs4x import align
+
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        align.QuantOptions(threads=2.7)
+    assert align.QuantOptions(threads=2.0).threads == 2
+    for name in ("fragment_length", "sd"):
+        with pytest.raises(ValueError, match=f"{name} must be a finite number > 0"):
+            align.QuantOptions(**{name: float("inf")})
+    assert align.QuantOptions(check=0).check is False

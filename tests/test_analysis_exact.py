@@ -375,3 +375,30 @@ def test_empty_library_raises_naming_the_sample():
     x[:, 4] = 0
     with pytest.raises(archs4x.EmptyLibraryError, match="GSM4"):
         archs4x.correlation(as_counts(x, (3, 3)), ["S0", "S1"]).compute()
+
+
+def test_labelled_groups_and_blocking_follow_the_samples_not_their_positions():
+    """Labels given as a DataArray or Series of another sample order are matched by id."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 50, size=(6, 12)).astype(np.uint32)
+    counts = as_counts(x, (5, 7))
+    labels = np.array(["liver", "kidney", "lung"] * 4, dtype=object)
+    strata = np.array(["s1"] * 6 + ["s2"] * 6, dtype=object)
+    ref = log_cpm(x)
+    want = stats.ttest_ind(ref[:, labels == "liver"], ref[:, labels == "kidney"], axis=1,
+                           equal_var=False)  # fmt: skip
+    tagged = counts.assign_coords(tissue=("sample", labels), batch=("sample", strata))
+    reordered = tagged.isel(sample=np.arange(12)[::-1])  # a sortby, say
+    for groups in (tagged.tissue, tagged.tissue.to_series()):
+        got = archs4x.diffexp(reordered, groups, labels=("liver", "kidney"), min_expr=None)
+        assert_close(got.compute().pvalue.values, want.pvalue)
+    got = archs4x.diffexp(reordered, tagged.tissue == "liver", min_expr=None).compute()
+    assert got.attrs["n_a"] == 4
+    mw = dict(labels=("liver", "kidney"), test="mannwhitney", min_expr=None)
+    by_name = archs4x.diffexp(tagged, tagged.tissue, blocking="batch", **mw)
+    by_array = archs4x.diffexp(reordered, tagged.tissue, blocking=tagged.batch, **mw)
+    assert_close(by_array.compute().pvalue.values, by_name.compute().pvalue.values)
+    with pytest.raises(KeyError, match="no value for 2 samples"):
+        archs4x.diffexp(
+            tagged, tagged.tissue.isel(sample=slice(2, None)), labels=("liver", "kidney")
+        )

@@ -177,3 +177,17 @@ def test_readme_analysis_section_runs():
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "README.md (analysis)", "exec"), namespace)
+
+
+def test_qc_filter_aligns_a_qc_table_of_another_sample_order(truth):
+    """A qc_table computed before a sortby is matched by GSM id, never by position."""
+    ds = archs4x.open_dataset(archs4x.datasets.example_file(poor_samples=POOR))
+    table = ds.archs4.qc().compute()
+    reordered = ds.sortby("singlecellprobability")
+    kept = reordered.archs4.qc_filter(max_mito=0.2, qc_table=table)
+    assert list(kept.sample.values) == list(reordered.archs4.qc_filter(max_mito=0.2).sample.values)
+    assert set(truth["poor"]).isdisjoint(kept.sample.values)
+    # a table of other samples (same number) is refused
+    other = ds.isel(sample=slice(0, 10))
+    with pytest.raises(ValueError, match="other samples"):
+        ds.isel(sample=slice(10, 20)).archs4.qc_filter(max_mito=0.2, qc_table=other.archs4.qc())

@@ -144,3 +144,22 @@ def test_a_simulated_fastq_finds_its_tissue_first(example, bulk, emb, kallisto_b
     hits = example.archs4.similar(mine, k=10, embedding=emb)
     assert hits["query"].unique().tolist() == ["liver_run"]
     assert (hits["source_name"] == "liver").all(), hits[["gsm", "source_name", "distance"]]
+
+
+def test_similar_in_a_selection_without_the_fitted_query(example, bulk, emb):
+    """A fitted query outside the selection is not subtracted from the candidates."""
+    query = str(bulk.sample.values[0])
+    others = bulk.isel(sample=slice(1, 6))
+    hits = others.archs4.similar(query, k=5, embedding=emb)
+    assert sorted(hits["gsm"]) == sorted(others.sample.values.astype(str))
+    with pytest.raises(ValueError, match="larger than the 5 samples"):
+        others.archs4.similar(query, k=6, embedding=emb)
+    # with the query among the candidates it is still left out of its own neighbours
+    with pytest.raises(ValueError, match="the query itself excluded"):
+        bulk.isel(sample=slice(0, 6)).archs4.similar(query, k=6, embedding=emb)
+
+
+def test_fit_refuses_repeated_samples(example):
+    repeated = example.isel(sample=[3, 3, *range(10, 40)])
+    with pytest.raises(ValueError, match="each sample once.*GSM1000009"):
+        fit(repeated, n_components=3, n_genes=100)

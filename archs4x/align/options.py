@@ -8,9 +8,13 @@ the ``archs4x align`` command and :mod:`archs4x.compat.align` all pass these opt
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
+
+import numpy as np
 
 __all__ = ["QuantOptions"]
 
@@ -52,7 +56,7 @@ class QuantOptions:
     >>> QuantOptions(sd=0)
     Traceback (most recent call last):
     ...
-    ValueError: sd must be > 0, not 0.0
+    ValueError: sd must be a finite number > 0, not 0.0
     """  # noqa: E501
 
     fragment_length: float = 200.0
@@ -67,18 +71,32 @@ class QuantOptions:
         set_ = object.__setattr__  # frozen: normalise through the documented escape hatch
         for name in ("fragment_length", "sd"):
             value = float(getattr(self, name))
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, not {value}")
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number > 0, not {value}")
             set_(self, name, value)
-        if isinstance(self.threads, bool) or int(self.threads) < 1:
+        threads: Any = self.threads
+        if isinstance(threads, str):
+            threads = threads.strip()
+            threads = int(threads) if threads.isdigit() else threads
+        elif isinstance(threads, float) and threads.is_integer():
+            threads = int(threads)
+        if (
+            isinstance(threads, bool)
+            or not isinstance(threads, numbers.Integral)
+            or int(threads) < 1
+        ):
             raise ValueError(f"threads must be a positive integer, not {self.threads!r}")
-        set_(self, "threads", int(self.threads))
+        set_(self, "threads", int(threads))
         if isinstance(self.extra_args, str | bytes):
             raise TypeError("extra_args must be a sequence of arguments, not one string")
         set_(self, "extra_args", tuple(map(str, self.extra_args)))
         check: Any = self.check
-        if check is True:
-            check = "full"
+        if isinstance(check, bool | np.bool_):
+            check = "full" if check else False
+        elif isinstance(check, numbers.Integral) and check == 0:
+            check = False  # 0 was always taken for False: store it as False
+        elif not isinstance(check, str):
+            raise ValueError(f"check must be 'full', 'head' or False, not {self.check!r}")
         if check not in ("full", "head", False):
             raise ValueError(f"check must be 'full', 'head' or False, not {self.check!r}")
         set_(self, "check", check)

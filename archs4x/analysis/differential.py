@@ -61,6 +61,42 @@ def _sample_ids(obj: Any) -> np.ndarray:
     raise TypeError(f"a group must be a Dataset or DataArray, got {type(obj).__name__}")
 
 
+def per_sample(arr: xr.DataArray, values: Any, what: str) -> np.ndarray:
+    """``values`` (one per sample) in the order of ``arr``'s samples.
+
+    A DataArray on ``sample``, or a Series indexed by sample id, is matched to the
+    counts by GSM id (it may come from another ordering of the samples, e.g. before a
+    ``sortby``); a plain sequence (or a Series with a default ``RangeIndex``) is taken
+    in the counts' order.
+    """
+    ids = np.asarray(arr[SAMPLE].values, dtype=object)
+    labels = None
+    if isinstance(values, xr.DataArray):
+        if values.dims == (SAMPLE,) and SAMPLE in values.coords:
+            labels = np.asarray(values[SAMPLE].values, dtype=object)
+        values = values.values
+    elif isinstance(values, pd.Series):
+        if not isinstance(values.index, pd.RangeIndex):
+            labels = np.asarray(values.index, dtype=object)
+        values = values.to_numpy()
+    values = np.asarray(values)
+    if labels is None or np.array_equal(labels, ids):
+        return values
+    index = pd.Index(labels)
+    if not index.is_unique:
+        raise ValueError(
+            f"{what} is labelled by sample ids that repeat and differ from the counts': "
+            "pass one value per sample in the counts' order"
+        )
+    where = index.get_indexer(ids)
+    if (where < 0).any():
+        absent = ids[where < 0][:10].tolist()
+        raise KeyError(
+            f"{what} has no value for {int((where < 0).sum())} samples of the counts: {absent}"
+        )
+    return values[where]
+
+
 def split_groups(
     arr: xr.DataArray, groups: Any, labels: Sequence[Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
@@ -94,8 +130,7 @@ def split_groups(
         in_a = np.concatenate([np.ones(pos[0].size, bool), np.zeros(pos[1].size, bool)])
         sort = np.argsort(order, kind="stable")
         return order[sort], in_a[sort], ("a", "b")
-    values = groups.values if isinstance(groups, xr.DataArray | pd.Series) else groups
-    values = np.asarray(values)
+    values = per_sample(arr, groups, "groups")
     if values.shape != (n,):
         raise ValueError(
             f"groups must be two Datasets, or one label (or boolean) per sample ({n}), "
@@ -128,7 +163,7 @@ def _strata(arr: xr.DataArray, blocking: Any, positions: np.ndarray) -> np.ndarr
             raise KeyError(f"blocking={blocking!r} is not a sample coordinate of the counts")
         values = np.asarray(arr.coords[blocking].values)
     else:
-        values = np.asarray(blocking)
+        values = per_sample(arr, blocking, "blocking")
         if values.shape != (arr.sizes[SAMPLE],):
             raise ValueError("blocking must be a sample coordinate name or one label per sample")
     codes, _ = pd.factorize(pd.Series(values[positions]).astype(str))
@@ -240,6 +275,9 @@ def diffexp(
         sample of ``counts``: booleans (True = group a, False = group b) or labels
         (exactly two distinct ones, a = the first in sorted order, or choose them with
         ``labels=(a, b)``; samples with other labels or missing values are left out).
+        A DataArray on ``sample`` or a Series indexed by GSM id is matched to the
+        counts' samples by id (it may come from another ordering, e.g. before a
+        ``sortby``); a plain sequence is taken in the counts' order.
         A sample in both groups raises ``ValueError``.
     test : {"welch", "mannwhitney"}, default "welch"
         Welch's t-test (one streaming pass over sample blocks) or the Mann-Whitney U
@@ -252,8 +290,9 @@ def diffexp(
         and ``padj`` and are not counted in the BH family.  None tests every gene.
     blocking : str or array, optional
         A nuisance factor such as ``"series_id"`` (a sample coordinate, or one label per
-        sample): with ``test="mannwhitney"``, van Elteren's stratified test (see
-        :mod:`archs4x.analysis.differential`); ``statistic`` is then its z.
+        sample, matched by id as ``groups``): with ``test="mannwhitney"``, van Elteren's
+        stratified test (see :mod:`archs4x.analysis.differential`); ``statistic`` is
+        then its z.
     labels : (a, b), optional
         The two labels to compare when ``groups`` are labels.
 

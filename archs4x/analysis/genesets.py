@@ -24,7 +24,6 @@ from typing import Any, Literal
 import dask.array as da
 import numpy as np
 import xarray as xr
-from scipy import stats
 
 from ..compute.passes import reread
 from ..dims import SAMPLE
@@ -77,15 +76,32 @@ def _z_scores(block, labels, state, weights, kind, union):
     return weights @ z
 
 
+def _set_gene_ranks(x: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """Within-sample ranks (ascending, ties get the lowest rank) of the ``union`` rows.
+
+    The rank ``scipy.stats.rankdata(method="min")`` gives a value is 1 + the number of
+    values below it: each sample is sorted once (a copy of the block, samples as rows) and
+    the set genes are looked up by binary search, instead of ranking every gene.
+    """
+    ordered = np.sort(np.ascontiguousarray(x.T), axis=1)
+    ranks = np.empty((union.size, x.shape[1]))
+    for j in range(x.shape[1]):
+        ranks[:, j] = np.searchsorted(ordered[j], x[union, j], side="left") + 1
+    return ranks
+
+
 def _rank_scores(block, labels, kind, rows):
     x = apply_transform(block, kind, labels[0])
     n_genes = x.shape[0]
-    ranks = stats.rankdata(x, method="min", axis=0) if x.size else np.zeros(x.shape)
+    union, where = np.unique(np.concatenate(rows), return_inverse=True)
+    ranks = _set_gene_ranks(x, union) if x.size else np.zeros((union.size, x.shape[1]))
     out = np.empty((len(rows), x.shape[1]))
+    start = 0
     for s, r in enumerate(rows):
         m = r.size
         low, high = (m + 1) / 2, (2 * n_genes - m + 1) / 2
-        mean_rank = ranks[r].mean(axis=0)
+        mean_rank = ranks[where[start : start + m]].mean(axis=0)
+        start += m
         out[s] = (mean_rank - low) / (high - low) - 0.5 if high > low else 0.0
     return out
 

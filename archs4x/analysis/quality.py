@@ -14,6 +14,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..compute.validate import as_counts, check_block
@@ -37,6 +38,28 @@ def mito_rows(arr: xr.DataArray | xr.Dataset) -> np.ndarray:
     prefix = MITO_PREFIX.lower()
     return np.asarray(
         [i for i, s in enumerate(symbols) if str(s).lower().startswith(prefix)], dtype=np.int64
+    )
+
+
+def _aligned_table(table: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
+    """``table`` with its rows in the order of ``ds``'s samples (matched by GSM id).
+
+    A ``qc_table`` computed on another ordering of the same samples (e.g. before a
+    ``sortby``) is reordered; one describing other samples is refused, never applied
+    by position to the wrong samples.
+    """
+    mine = np.asarray(table[SAMPLE].values, dtype=object)
+    theirs = np.asarray(ds[SAMPLE].values, dtype=object)
+    if np.array_equal(mine, theirs):
+        return table
+    index = pd.Index(mine)
+    if index.is_unique:
+        where = index.get_indexer(theirs)
+        if (where >= 0).all():
+            return table.isel({SAMPLE: where})
+    raise ValueError(
+        "qc_table describes other samples than the Dataset (its sample ids differ): "
+        "pass qc(ds) of this Dataset"
     )
 
 
@@ -143,7 +166,8 @@ def qc_filter(
     max_top50 : float, optional
         Keep samples with ``top50_fraction <= max_top50``.
     qc_table : xarray.Dataset, optional
-        ``qc(ds)`` if already computed.
+        ``qc(ds)`` if already computed; matched to ``ds`` by GSM id (a table of the
+        same samples in another order is reordered, one of other samples refused).
 
     Examples
     --------
@@ -160,6 +184,8 @@ def qc_filter(
         raise ValueError(
             f"qc_table has {table.sizes.get(SAMPLE)} samples, the Dataset {ds.sizes[SAMPLE]}"
         )
+    if qc_table is not None and SAMPLE in table.coords:
+        table = _aligned_table(table, ds)
     wanted = {
         "library_size": (min_library, np.greater_equal),
         "genes_detected": (min_genes, np.greater_equal),

@@ -6,6 +6,7 @@ from typing import Literal
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..dims import COUNTS, GENE, SAMPLE
@@ -107,6 +108,13 @@ def fit(
     source, positions = source_of(ds)
     gene_ids = np.asarray(counts[GENE].values).astype(str)
     sample_ids = np.asarray(counts[SAMPLE].values).astype(str)
+    repeated = pd.Index(sample_ids)
+    if repeated.has_duplicates:
+        twice = repeated[repeated.duplicated()].unique()[:5].tolist()
+        raise ValueError(
+            f"fit needs each sample once; {twice} are selected more than once "
+            "(drop the repeats, e.g. ds.drop_duplicates('sample'))"
+        )
     symbols = np.asarray(counts["symbol"].values) if "symbol" in counts.coords else None
     params = {
         "n_components": int(n_components),

@@ -169,7 +169,9 @@ def similar(
     samples = emb.samples
     here = np.isin(samples, np.asarray(ds[SAMPLE].values).astype(str))
     candidates = np.flatnonzero(here)
-    self_match = any(f is not None for f in fitted)
+    # a fitted query is left out of its own neighbours only when it is a candidate
+    candidate_ids = set(samples[candidates].tolist())
+    self_match = any(f is not None and f in candidate_ids for f in fitted)
     limit = candidates.size - (1 if self_match else 0)
     if k > limit:
         raise ValueError(
