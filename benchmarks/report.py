@@ -265,13 +265,14 @@ def rows_analysis() -> Iterator[Row]:
     for d in _glob("analysis_*.json"):
         runs = d["runs"]
         floor = runs["read floor"]
-        parts = [f"{k} {_spread(r['wall_s'])} ({_x(r['vs_read_floor'])}, "
+        parts = [f"{k} {_spread(r['wall_s'])} ({_x(r['vs_read_floor_mb_per_s'])}, "
                  f"{r['peak_rss_mb'] / 1024:.1f} GB)"
                  for k, r in runs.items() if k != "read floor"]  # fmt: skip
         yield (f"analysis, {d['shape'][0]:,} x {d['shape'][1]:,}, threads, {d['repeat']} "
                f"run(s) ({_date(d)})", f"read floor `counts.sum()` {_spread(floor['wall_s'])}",
-               "; ".join(parts), "in brackets: floor time / function time, peak RSS "
-               "(goal: >= 0.5x for one-pass functions, < 3 GB)", "bench_analysis.py")  # fmt: skip
+               "; ".join(parts), "in brackets: MB/s of counts read vs the floor's MB/s (diffexp "
+               "reads its two groups only), peak RSS (goal: >= 0.5x for one-pass functions, "
+               "< 3 GB)", "bench_analysis.py")  # fmt: skip
 
 
 def rows_embedding() -> Iterator[Row]:
