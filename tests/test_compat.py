@@ -337,3 +337,20 @@ def test_align_in_archs4py_shapes(fasta, reads, kallisto_bin, tmp_path):
         assert gene_table["s"].sort_index().tolist() == want.tolist()
     with pytest.raises(ValueError, match="unknown release"):
         a4.align.fastq("human", str(reads.single), release="v9")
+
+
+def test_one_gsm_id_as_a_string_is_one_sample():
+    """archs4py splits a single string into characters and matches nothing; compat takes it
+    as the one id it is (data.samples and meta.samples)."""
+    import h5py
+
+    from archs4x.datasets import example_file
+
+    path = example_file()
+    one = a4.data.samples(path, "GSM1000013", silent=True)
+    with h5py.File(path) as f:
+        ids = f["meta/samples/geo_accession"].asstr()[:].tolist()
+        want = f["data/expression"][:, ids.index("GSM1000013")]
+    assert one.columns.tolist() == ["GSM1000013"]
+    assert (one.iloc[:, 0].to_numpy() == want).all()
+    assert a4.meta.samples(path, "GSM1000013").index.tolist() == ["GSM1000013"]

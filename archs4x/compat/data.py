@@ -100,7 +100,7 @@ def samples(
     ['GSM1000003', 'GSM1000000']
     """
     ds = open_file(file)
-    return counts_frame(ds.archs4.samples(list(sample_ids)), silent=silent)
+    return counts_frame(ds.archs4.samples(_ids(sample_ids)), silent=silent)
 
 
 def series(file: str | os.PathLike, series_id: str, silent: bool = False) -> pd.DataFrame:
@@ -115,3 +115,9 @@ def series(file: str | os.PathLike, series_id: str, silent: bool = False) -> pd.
     """
     ds = open_file(file)
     return counts_frame(ds.archs4.series(series_id), silent=silent)
+
+
+def _ids(ids: str | Iterable[str]) -> list[str]:
+    """One GSM id or several: a single string is one id (archs4py would split it into
+    characters and match nothing)."""
+    return [ids] if isinstance(ids, str) else list(ids)

@@ -67,7 +67,7 @@ def samples(
     ['GSM1000003', 'GSM1000000']
     """
     ds = open_file(file)
-    return meta_frame(ds.archs4.samples(list(samples)), list(meta_fields))
+    return meta_frame(ds.archs4.samples(_ids(samples)), list(meta_fields))
 
 
 def series(
@@ -168,3 +168,9 @@ def get_meta_gene_field(file: str | os.PathLike, field: str) -> list:
             f"no gene field {field!r}; available: {', '.join(layout.feature_fields) or 'none'}"
         )
     return ds.archs4.field(field).tolist()
+
+
+def _ids(ids: str | Iterable[str]) -> list[str]:
+    """One GSM id or several: a single string is one id (archs4py would split it into
+    characters and match nothing)."""
+    return [ids] if isinstance(ids, str) else list(ids)
