@@ -29,6 +29,7 @@ def test_the_readme_has_python_blocks_and_all_are_found():
     assert len(BLOCKS) == text.count("```python") >= 10
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # e.g. Zarr's, on a write that should not warn
 @pytest.mark.parametrize(("line", "code"), BLOCKS, ids=[f"README.md:{n}" for n, _ in BLOCKS])
 def test_readme_python_block_runs_as_written(line, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
