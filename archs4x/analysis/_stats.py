@@ -199,14 +199,36 @@ def tie_term(x: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------- p-values
 
 
+#: Rounding errors a row's spread may hold and still be constant: the mean of equal floats
+#: is not always exactly that float, and its residue is not variance.
+NOISE_ULPS = 16
+
+
+def without_noise(n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """``m2`` (centred sums of squares) with rounding residue of constant rows set to 0.
+
+    Examples
+    --------
+    >>> x = np.full(21, np.log2(1 + 1e6))  # equal values; their mean is not exactly them
+    >>> m2 = float(((x - x.mean()) ** 2).sum())
+    >>> without_noise(np.array([21.0]), np.array([x.mean()]), np.array([m2])).tolist()
+    [0.0]
+    """
+    noise = n * (NOISE_ULPS * np.finfo(np.float64).eps * np.abs(mean)) ** 2
+    return np.where(m2 <= noise, 0.0, m2)
+
+
 def welch(mean_a, var_a, n_a, mean_b, var_b, n_b) -> tuple[np.ndarray, np.ndarray]:
     """Welch's t and two-sided p-value, with scipy's ``ttest_ind(equal_var=False)``
-    conventions (df of 1 where both variances are zero)."""
+    conventions (df of 1 where both variances are zero).  Where both variances are zero
+    and the means are equal up to rounding, t is undefined (NaN), not rounding noise."""
     vn1, vn2 = var_a / n_a, var_b / n_b
+    scale = NOISE_ULPS * np.finfo(np.float64).eps * np.maximum(np.abs(mean_a), np.abs(mean_b))
+    same = (vn1 + vn2 == 0) & (np.abs(mean_a - mean_b) <= scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (vn1 + vn2) ** 2 / (vn1**2 / (n_a - 1) + vn2**2 / (n_b - 1))
         df = np.where(np.isnan(df), 1.0, df)
-        t = (mean_a - mean_b) / np.sqrt(vn1 + vn2)
+        t = np.where(same, np.nan, (mean_a - mean_b) / np.sqrt(vn1 + vn2))
     p = 2 * special.stdtr(df, -np.abs(t))
     return t, p
 

@@ -23,7 +23,7 @@ import xarray as xr
 
 from ..dims import SAMPLE
 from ._genes import resolve_genes, symbols_of
-from ._stats import moment_state, rank_rows, reduce_states
+from ._stats import moment_state, rank_rows, reduce_states, without_noise
 from ._transform import apply_transform, check_transform, gene_bands, labels_row, sample_blocks
 
 __all__ = ["coexpression", "correlation"]
@@ -70,9 +70,11 @@ def _pearson(
 
 
 def _corr_from_state(state: np.ndarray, query: np.ndarray) -> np.ndarray:
-    m2 = state[:, 2]
+    # a constant row (up to rounding) has no correlation: NaN
+    m2 = without_noise(state[:, 0], state[:, 1], state[:, 2])
+    denom = np.sqrt(m2[:, None] * m2[query][None, :])
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = state[:, 3:] / np.sqrt(m2[:, None] * m2[query][None, :])
+        out = np.where(denom > 0, state[:, 3:] / denom, np.nan)
     return np.clip(out, -1.0, 1.0)
 
 

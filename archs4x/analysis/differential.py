@@ -33,7 +33,7 @@ from scipy import special
 
 from ..compute.validate import counts_array
 from ..dims import SAMPLE
-from ._stats import bh_adjust, block_moments, rank_rows, reduce_states, welch
+from ._stats import bh_adjust, block_moments, rank_rows, reduce_states, welch, without_noise
 from ._transform import (
     apply_transform,
     check_transform,
@@ -181,6 +181,7 @@ def _welch_state(block, masks, labels, kind):
 def _welch_result(state: np.ndarray, log: bool, min_expr: float | None) -> np.ndarray:
     na, ma, m2a = state[:, 0], state[:, 1], state[:, 2]
     nb, mb, m2b = state[:, 3], state[:, 4], state[:, 5]
+    m2a, m2b = without_noise(na, ma, m2a), without_noise(nb, mb, m2b)
     t, p = welch(ma, m2a / (na - 1), na, mb, m2b / (nb - 1), nb)
     return _finish(ma, mb, t, p, log, min_expr)
 

@@ -28,7 +28,7 @@ import xarray as xr
 from ..compute.passes import reread
 from ..dims import SAMPLE
 from ._genes import resolve_genes
-from ._stats import block_moments, reduce_states
+from ._stats import block_moments, reduce_states, without_noise
 from ._transform import apply_transform, check_transform, labels_row, sample_blocks
 
 __all__ = ["score_genesets"]
@@ -68,7 +68,8 @@ def _moments_state(block, labels, kind, union):
 
 def _z_scores(block, labels, state, weights, kind, union):
     x = apply_transform(block, kind, labels[0], rows=union)
-    n, mean, m2 = state[:, 0], state[:, 1], state[:, 2]
+    n, mean = state[:, 0], state[:, 1]
+    m2 = without_noise(n, mean, state[:, 2])
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(m2 / (n - 1))
         z = (x - mean[:, None]) / sd[:, None]
