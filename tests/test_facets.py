@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from types import SimpleNamespace
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,10 +14,10 @@ from hypothesis import strategies as st
 import archs4x
 import archs4x.accessor  # registers ds.archs4
 from archs4x.cli import main
-from archs4x.datasets.synthetic import planted_characteristics
 
 from ._hypothesis import examples
 from ._laziness import raise_if_dask_computes
+from ._metadata import metadata_frame
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +28,7 @@ def ds(gene_file):
 @pytest.fixture(scope="module")
 def frame(gene_file):
     """Stored fields decoded by h5py, characteristic keys from the planted truth."""
-    with h5py.File(gene_file, "r") as f:
-        data = {}
-        for name, d in f["meta/samples"].items():
-            v = d[()]
-            data[name] = [x.decode() for x in v] if v.dtype == object else np.asarray(v)
-    df = pd.DataFrame(data)
-    truth = planted_characteristics(tour=True)
-    for key in ("tissue", "cell_type", "sex", "age", "cell_cycle_phase"):
-        df[key] = [truth[g].get(key) for g in df["geo_accession"]]
-    return df
+    return metadata_frame(gene_file, ("tissue", "cell_type", "sex", "age", "cell_cycle_phase"))
 
 
 def reference(df: pd.DataFrame, field: str) -> tuple[dict, int]:

@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 import archs4x
 import archs4x.accessor  # registers ds.archs4
 from archs4x.cli import main
-from archs4x.datasets.synthetic import planted_characteristics, write_archs4_file
+from archs4x.datasets.synthetic import write_archs4_file
 from archs4x.query import parse_filter
 from archs4x.query.filters import And, Clause, Not, Or, tokenize
 
 from ._hypothesis import examples
 from ._laziness import raise_if_dask_computes
+from ._metadata import metadata_frame
 from ._reads import get_reader
 
 
@@ -34,15 +35,8 @@ def ds(gene_file):
 @pytest.fixture(scope="module")
 def frame(gene_file):
     """The reference: stored fields decoded by h5py, characteristics from the planted truth."""
-    with h5py.File(gene_file, "r") as f:
-        data = {}
-        for name, d in f["meta/samples"].items():
-            v = d[()]
-            data[name] = [x.decode() for x in v] if v.dtype == object else np.asarray(v)
-    df = pd.DataFrame(data)
-    truth = planted_characteristics(tour=True)
-    for key in ("tissue", "cell_type", "sex", "age", "cell_line", "treatment"):
-        df[key] = [truth[g].get(key) for g in df["geo_accession"]]
+    keys = ("tissue", "cell_type", "sex", "age", "cell_line", "treatment")
+    df = metadata_frame(gene_file, keys)
     df["age"] = df["age"].astype(float)
     return df
 
