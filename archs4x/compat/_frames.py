@@ -43,14 +43,6 @@ def open_file(file: str | os.PathLike) -> xr.Dataset:
     return _opened.get_or_make(key, lambda: open_dataset(source))
 
 
-def row_labels(ds: xr.Dataset) -> np.ndarray:
-    """archs4py's row labels: gene symbols for gene files, transcript ids otherwise."""
-    fdim = feature_dim(ds)
-    if fdim == "gene" and "symbol" in ds.coords:
-        return np.asarray(ds.coords["symbol"].values, dtype=object)
-    return np.asarray(ds.indexes[fdim], dtype=object)
-
-
 def counts_frame(
     ds: xr.Dataset,
     *,
