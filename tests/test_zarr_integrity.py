@@ -230,3 +230,12 @@ def test_rerun_repairs_damaged_coordinates(tmp_path, src):
     z = open_zarr(out)
     assert z.title.values.tolist() == src.title.values.tolist()
     assert z.symbol.values.tolist() == src.symbol.values.tolist()
+
+
+def test_verify_of_a_file_says_it_is_not_a_store(tmp_path):
+    import archs4x
+
+    path = tmp_path / "x.h5"
+    path.write_text("not a store")
+    with pytest.raises(ValueError, match="is a file, not a Zarr store"):
+        archs4x.verify_zarr(path)

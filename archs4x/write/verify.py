@@ -149,6 +149,8 @@ def verify_zarr(
         root = io.read_json(ROOT)
     except FileNotFoundError:
         raise FileNotFoundError(f"no Zarr store at {store}") from None
+    except NotADirectoryError:  # a file where a store's folder should be
+        raise ValueError(f"{store} is a file, not a Zarr store (a folder)") from None
     state = (root.get("attributes") or {}).get(STATE)
     if not state:
         raise ValueError(f"{store} is not a store written by archs4x.to_zarr")
