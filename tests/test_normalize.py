@@ -350,3 +350,29 @@ def test_each_pass_rereads_only_the_selection(gene_file, method, log, options, p
     per_column = -(-ds.sizes["gene"] // 2000)  # HDF5 chunks (2000, 1)
     # every pass reads the selected columns' chunks once (TMM: plus its reference column)
     assert reader.stats.chunks == (passes * len(idx) + columns) * per_column
+
+
+@pytest.mark.parametrize("method", ["log_quantile", "quantile", "cpm", "tmm"])
+def test_in_memory_input_is_read_in_place_and_never_written(method):
+    """NumPy-backed counts are not copied into the graph (a copy cost as much as CPM
+    itself); so no task may write to its input block."""
+    x = counts_matrix(seed=21)
+    before = x.copy()
+    arr = xr.DataArray(x, dims=("gene", "sample"))
+    out = normalize(arr, method, empty="nan")
+    first = out.values
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(out.values, first)  # computing again: same input, same values
+    if method == "cpm":  # element-wise: the in-memory matrix stays one block
+        assert out.data.chunks[1] == (x.shape[1],)
+
+
+def test_in_memory_blocks_are_views_of_the_input():
+    x = counts_matrix(seed=22)
+    arr = xr.DataArray(x, dims=("gene", "sample"))
+    out = normalize(arr, "cpm")
+    before = ref_cpm(x)
+    x[0, 0] += 1000  # the lazy result reads the input when computed, like a NumPy view
+    after = ref_cpm(x)
+    assert not np.allclose(before[:, 0], after[:, 0])
+    np.testing.assert_allclose(out.values, after, rtol=1e-12)

@@ -29,6 +29,13 @@ def r_quantile7(v, p):
     return (1 - h) * q + h * s[hi - 1] if index > lo and s[hi - 1] != q else q
 
 
+def r_mean(v):
+    """R's mean(): the sum and a refinement pass accumulated in long double (summary.c)."""
+    v = np.asarray(v, dtype=np.longdouble)
+    s = v.sum() / v.size
+    return float(s + (v - s).sum() / v.size)
+
+
 def edger_tmm(x, logratio_trim=0.3, sum_trim=0.05, weighting=True, a_cutoff=-1e10, ref=None,
               a_form="edger"):  # fmt: skip
     """edgeR calcNormFactors(method = "TMM") (>= 3.31.5), line by line."""
@@ -42,7 +49,7 @@ def edger_tmm(x, logratio_trim=0.3, sum_trim=0.05, weighting=True, a_cutoff=-1e1
         if np.median(f75) < 1e-20:
             ref = int(np.argmax(np.sqrt(y).sum(axis=0)))
         else:
-            ref = int(np.argmin(np.abs(f75 - f75.mean())))
+            ref = int(np.argmin(np.abs(f75 - r_mean(f75))))
     f = np.empty(x.shape[1])
     for i in range(x.shape[1]):
         obs, r, n_o, n_r = y[:, i], y[:, ref], lib[i], lib[ref]
@@ -224,3 +231,19 @@ def test_reads_two_passes_and_the_reference_column(gene_file, sample_chunk):
     x = ds.counts.values
     ok = x.sum(axis=0) > 0
     close(got[ok], edger_tmm(x[:, ok]))
+
+
+def test_reference_tie_is_broken_by_rs_long_double_mean():
+    # Samples 0 and 2 are equally far from mean(f75) in exact arithmetic. numpy's float64
+    # mean (0.33333333333333337) would pick sample 2; R's long-double mean
+    # (0.3333333333333333) picks sample 0, as edgeR does, and every factor is then 1.
+    x = np.array(
+        [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 2, 2, 0, 0], [0, 0, 0, 0, 0], [2, 0, 0, 1, 2],
+         [0, 2, 0, 0, 0]],
+        dtype=np.uint32,
+    )  # fmt: skip
+    f75 = np.array([0.25, 0.5, 1.25 / 3, 0.25, 0.25])
+    assert int(np.argmin(np.abs(f75 - f75.mean()))) == 2
+    assert int(np.argmin(np.abs(f75 - r_mean(f75)))) == 0
+    close(tmm_factors(as_da(x, 2)).values, np.ones(5))
+    close(edger_tmm(x), np.ones(5))

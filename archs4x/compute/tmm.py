@@ -101,9 +101,14 @@ def _stats_block(block, labels, start, empty):
     sqsum = np.empty(m)
     a, b = _window(n_genes, n_genes - int(nonzero.sum())) if n_genes else (0, 0)
     windows = np.empty((m, b - a), dtype=block.dtype)
+    # buffers reused across batches (fresh large temporaries cost page faults)
+    part_buf = np.empty((min(_BATCH, m), n_genes), dtype=block.dtype)
+    root_buf = np.empty(part_buf.shape)
     for s in range(0, m, _BATCH):
-        part = np.array(cols[s : s + _BATCH], order="C")  # a copy: partitioned in place
-        sqsum[s : s + part.shape[0]] = np.sqrt(part, dtype=np.float64).sum(axis=1)
+        part = part_buf[: min(_BATCH, m - s)]
+        part[...] = cols[s : s + _BATCH]  # a copy: partitioned in place
+        root = np.sqrt(part, dtype=np.float64, out=root_buf[: part.shape[0]])
+        sqsum[s : s + part.shape[0]] = root.sum(axis=1)
         if b > a:
             part.partition((a, b - 1), axis=1)
             windows[s : s + part.shape[0]] = np.sort(part[:, a:b], axis=1)
