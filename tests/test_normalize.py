@@ -376,3 +376,24 @@ def test_in_memory_blocks_are_views_of_the_input():
     after = ref_cpm(x)
     assert not np.allclose(before[:, 0], after[:, 0])
     np.testing.assert_allclose(out.values, after, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64])
+def test_64_bit_counts_near_the_type_limit_do_not_overflow_the_target(dtype):
+    """The target was summed exactly as 64-bit integers, which wrapped for counts near the
+    type's limit (found attacking the compiled kernels); 64-bit input now sums as float64."""
+    rng = np.random.default_rng(5)
+    top = np.iinfo(dtype).max
+    x = rng.integers(0, top // 2, size=(30, 5)).astype(dtype) * dtype(2)
+    x[:5] = top
+    x[5:8] = 0
+    x[8:10] = 70_000  # beyond the table: the binary-search path
+    for ties in ("mean", "average_rank"):
+        got = quantile_normalize(as_da(x, chunk=2), ties=ties).values
+        close(got, ref_quantile(x, ties), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64])
+def test_cpm_of_64_bit_counts_near_the_type_limit(dtype):
+    x = np.array([[np.iinfo(dtype).max, 1], [np.iinfo(dtype).max, 3]], dtype=dtype)
+    close(cpm(as_da(x, chunk=1)).values, ref_cpm(x), rtol=1e-12)

@@ -56,7 +56,8 @@ def _log1p2_table() -> np.ndarray:
 def _sorted_sum(block: np.ndarray, log: bool) -> np.ndarray:
     """Sum over the samples of a block of each sample's sorted values: shape (features, 1).
 
-    Integer counts are summed as integers (exact, like float64 below 2**53, and cheaper);
+    Integer counts of up to 32 bits are summed as 64-bit integers (exact, like float64
+    below 2**53, and cheaper; wider ones could overflow, so they are summed as float64);
     their ``log2(1 + x)`` comes from a table for the common small values.  Temporaries
     are buffers reused across batches of columns: fresh large arrays cost page faults,
     which threads reading the file at the same time make expensive.
@@ -64,6 +65,7 @@ def _sorted_sum(block: np.ndarray, log: bool) -> np.ndarray:
     check_block(block, "quantile_normalize", negative=not log)
     cols = block.T
     kind = block.dtype.kind
+    exact_sum = kind in "iu" and block.dtype.itemsize <= 4
     total = np.zeros(block.shape[0])
     exact = np.zeros(block.shape[0], dtype=np.uint64 if kind == "u" else np.int64)
     width = min(_BATCH, cols.shape[0])
@@ -79,13 +81,13 @@ def _sorted_sum(block: np.ndarray, log: bool) -> np.ndarray:
             total += srt.sum(axis=0)
             continue
         part.sort(axis=1)
-        if kind not in "iu":
+        if kind not in "iu" or (not log and not exact_sum):
             total += part.sum(axis=0, dtype=np.float64)
         elif log:  # non-negative: check_block refuses negative counts with log
             add_log1p2_sorted(part, _log1p2_table(), total)
         else:
             exact += part.sum(axis=0, dtype=exact.dtype)
-    if kind in "iu" and not log:
+    if exact_sum and not log:
         total = exact.astype(np.float64)
     return total[:, None]
 
@@ -220,10 +222,11 @@ def _cpm_block(block, labels, factors, mean_lib, log, prior, empty, block_info=N
 
 
 def _library_sizes(block: np.ndarray) -> np.ndarray:
-    """Column sums as float64; integer counts are summed as integers (exact, and about a
-    third faster than converting every count to float64)."""
+    """Column sums as float64; integer counts of up to 32 bits are summed as 64-bit
+    integers (exact, and about a third faster than converting every count to float64;
+    wider ones could overflow)."""
     kind = block.dtype.kind
-    if kind in "iu":
+    if kind in "iu" and block.dtype.itemsize <= 4:
         return block.sum(axis=0, dtype=np.uint64 if kind == "u" else np.int64).astype(np.float64)
     return block.sum(axis=0, dtype=np.float64)
 
