@@ -53,6 +53,11 @@ def _log1p2_table() -> np.ndarray:
     return _LOG1P2
 
 
+def _native(block: np.ndarray) -> np.ndarray:
+    """``block`` in native byte order (the compiled kernels take nothing else)."""
+    return block if block.dtype.isnative else block.astype(block.dtype.newbyteorder("="))
+
+
 def _sorted_sum(block: np.ndarray, log: bool) -> np.ndarray:
     """Sum over the samples of a block of each sample's sorted values: shape (features, 1).
 
@@ -63,6 +68,7 @@ def _sorted_sum(block: np.ndarray, log: bool) -> np.ndarray:
     which threads reading the file at the same time make expensive.
     """
     check_block(block, "quantile_normalize", negative=not log)
+    block = _native(block)
     cols = block.T
     kind = block.dtype.kind
     exact_sum = kind in "iu" and block.dtype.itemsize <= 4
@@ -107,6 +113,7 @@ def _block_values(target: np.ndarray, starts: np.ndarray, n: int, ties: str) -> 
 def _assign(block: np.ndarray, target: np.ndarray, log: bool, ties: str) -> np.ndarray:
     """Quantile-normalize the columns of ``block`` onto the sorted ``target`` (features, 1)."""
     target = target[:, 0]
+    block = _native(block)
     if log and block.dtype.kind == "f":  # rank the transformed values (floats may collide)
         block = np.log2(1.0 + block.astype(np.float64))
     n = block.shape[0]

@@ -8,7 +8,6 @@ problems with :func:`check_block` and :func:`empty_library_error`, naming the sa
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from typing import Any, cast
 
@@ -84,38 +83,12 @@ def as_counts(counts: Any, *, one_block: bool = False) -> tuple[xr.DataArray, st
     counts = counts.transpose(feat, SAMPLE)
     n_feat = counts.sizes[feat]
     if counts.chunks is None:  # blocks of ~128 MiB of float64
-        width = counts.shape[1] if one_block else TARGET_CHUNK_BYTES // max(1, 8 * n_feat)
-        if isinstance(counts.data, np.ndarray):
-            counts = counts.copy(deep=False, data=_numpy_blocks(counts.data, max(1, width)))
-        else:
-            # a random token: tokenizing (hashing) a large array costs more than using it
-            counts = counts.chunk({feat: -1, SAMPLE: max(1, width)}, token=uuid.uuid4().hex)
+        width = -1 if one_block else max(1, TARGET_CHUNK_BYTES // max(1, 8 * n_feat))
+        # a random token: tokenizing (hashing) a large in-memory array costs more than using it
+        counts = counts.chunk({feat: -1, SAMPLE: width}, token=uuid.uuid4().hex)
     elif len(counts.chunks[0]) > 1:
         counts = counts.chunk({feat: -1})
     return counts, feat
-
-
-def _numpy_blocks(values: np.ndarray, width: int) -> da.Array:
-    """A Dask array whose blocks are views of ``values``, ``width`` columns each.
-
-    ``xarray.DataArray.chunk`` (``dask.array.from_array``) copies an in-memory array
-    first, which costs as much as an element-wise normalization of it.  The lazy result
-    reads ``values`` itself when computed, as a NumPy view would; no archs4x task writes
-    to its input.
-
-    Examples
-    --------
-    >>> x = np.arange(12).reshape(3, 4)
-    >>> d = _numpy_blocks(x, 3)
-    >>> d.chunks, bool((d.compute() == x).all())
-    (((3,), (3, 1)), True)
-    """
-    n_feat, n = values.shape
-    bounds = [*range(0, n, width), n] if n else [0, 0]
-    name = f"counts-in-memory-{uuid.uuid4().hex}"
-    graph = {(name, 0, j): values[:, a:b] for j, (a, b) in enumerate(itertools.pairwise(bounds))}
-    chunks = ((n_feat,), tuple(b - a for a, b in itertools.pairwise(bounds)))
-    return da.Array(graph, name, chunks, meta=values[:0, :0])
 
 
 def restore(
@@ -129,6 +102,7 @@ def restore(
     """
     out = like.copy(deep=False, data=result)
     out.attrs = attrs
+    out.encoding = {}  # the input's on-disk encoding (uint32, its chunks) is not the result's
     if isinstance(original, xr.DataArray):
         out = out.transpose(*original.dims)
     return out
