@@ -36,13 +36,13 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _data import DATA, RESULTS, bench_file, save_results
+from _measure import run_child, spread
 
 LIBRARIES = ("faiss", "hnswlib", "pynndescent")
 FLOOR = "read floor"
@@ -141,10 +141,6 @@ def _exact(x: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     return best_i
 
 
-def _spread(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
 def index_part(args) -> dict:
     rng = np.random.default_rng(0)
     DATA.mkdir(parents=True, exist_ok=True)
@@ -184,8 +180,8 @@ def index_part(args) -> dict:
                   f"{r['index_rss_mb']:6.0f} MB, best recall {best['recall_at_k']:.3f} at "
                   f"{best['latency_ms_median']:.2f} ms", flush=True)  # fmt: skip
         summary = {
-            "build_s": _spread([r["build_s"] for r in runs]),
-            "index_rss_mb": _spread([r["index_rss_mb"] for r in runs]),
+            "build_s": spread([r["build_s"] for r in runs]),
+            "index_rss_mb": spread([r["index_rss_mb"] for r in runs]),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             "settings": [],
             "runs": runs,
@@ -194,10 +190,10 @@ def index_part(args) -> dict:
             per = [r["settings"][i] for r in runs]
             summary["settings"].append({
                 "ef": s["ef"],
-                "recall_at_k": _spread([p["recall_at_k"] for p in per]),
-                "latency_ms_median": _spread([p["latency_ms_median"] for p in per]),
-                "latency_ms_p95": _spread([p["latency_ms_p95"] for p in per]),
-                "batch_s": _spread([p["batch_s"] for p in per]),
+                "recall_at_k": spread([p["recall_at_k"] for p in per]),
+                "latency_ms_median": spread([p["latency_ms_median"] for p in per]),
+                "latency_ms_p95": spread([p["latency_ms_p95"] for p in per]),
+                "batch_s": spread([p["batch_s"] for p in per]),
             })  # fmt: skip
         out["libraries"][lib] = summary
     return out
@@ -258,50 +254,13 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "self_maxrss_mb": hwm_mb(),
 """
 
 
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def run_fit(path, what: str, scheduler: str, args) -> dict:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _FIT_CHILD, str(path), what, scheduler,
-         str(args.components), str(args.genes)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    peak = 0
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    out, _ = proc.communicate()
-    done.set()
-    watcher.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what}/{scheduler} failed with exit code {proc.returncode}")
-    res = json.loads(out.strip().splitlines()[-1])
-    res["tree_peak_rss_mb"] = peak / 2**20
-    res["peak_rss_mb"] = res["tree_peak_rss_mb"] if scheduler == "distributed" else res[
-        "self_maxrss_mb"]  # fmt: skip
-    return res
+    return run_child(
+        _FIT_CHILD,
+        [str(path), what, scheduler, str(args.components), str(args.genes)],
+        what,
+        scheduler,
+    )
 
 
 def fit_part(n_samples: int, args) -> dict:
@@ -321,8 +280,8 @@ def fit_part(n_samples: int, args) -> dict:
             walls = [r["wall_s"] for r in raw[what]]
             med = statistics.median(walls)
             entry = {
-                "wall_s": _spread(walls),
-                "cpu_s": _spread([r["cpu_s"] for r in raw[what]]),
+                "wall_s": spread(walls),
+                "cpu_s": spread([r["cpu_s"] for r in raw[what]]),
                 "vs_read_floor": med / floor,
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in raw[what]),
                 "runs": raw[what],

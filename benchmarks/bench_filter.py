@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from _data import DATA, save_results
+from _measure import spread
 
 EXPR = ("tissue == 'liver' and singlecellprobability < 0.5 and "
         "submission_date >= '2019-01-01'")  # fmt: skip
@@ -68,8 +69,7 @@ def _facet_digest(tables: dict) -> dict:
 
 
 def _spread(times: list[float]) -> dict:
-    return {"min": min(times), "median": statistics.median(times), "max": max(times),
-            "runs": len(times)}  # fmt: skip
+    return {**spread(times), "runs": len(times)}
 
 
 # -- workers (each in its own process) ---------------------------------------------------------

@@ -34,15 +34,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _data import RESULTS, bench_file, save_results
+from _measure import run_child, spread
 
 METHODS = ("cpm", "quantile", "log_quantile", "tmm")
 FLOOR = "read floor"
@@ -81,55 +80,9 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "self_maxrss_mb": hwm_mb(),
 """
 
 
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def run_one(path, method: str, scheduler: str) -> dict:
     """One run in a fresh subprocess: wall time, peak RSS, checksum."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(path), method, scheduler],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    peak = 0
-    done = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    out, _ = proc.communicate()
-    done.set()
-    watcher.join()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{method}/{scheduler} failed with exit code {proc.returncode}")
-    res = json.loads(out.strip().splitlines()[-1])
-    res["tree_peak_rss_mb"] = peak / 2**20
-    res["peak_rss_mb"] = res["tree_peak_rss_mb"] if scheduler == "distributed" else res[
-        "self_maxrss_mb"]  # fmt: skip
-    return res
-
-
-def _spread(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+    return run_child(_CHILD, [str(path), method, scheduler], method, scheduler)
 
 
 def scale_one(n_samples: int, args) -> dict:
@@ -152,11 +105,11 @@ def scale_one(n_samples: int, args) -> dict:
             walls = [r["wall_s"] for r in raw[method]]
             med = statistics.median(walls)
             runs[f"{method}/{scheduler}"] = {
-                "wall_s": _spread(walls),
+                "wall_s": spread(walls),
                 "mb_per_s": mb / med,
                 "vs_read_floor": floor / med,
                 # CPU seconds of the process (threads: all the work; cluster: the client only)
-                "cpu_s": _spread(cpus := [r["cpu_s"] for r in raw[method]]),
+                "cpu_s": spread(cpus := [r["cpu_s"] for r in raw[method]]),
                 "vs_read_floor_cpu": floor_cpu / statistics.median(cpus),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in raw[method]),
                 "checksums": sorted({round(r["checksum"], 3) for r in raw[method]}),
@@ -225,7 +178,7 @@ def memory(args) -> dict:
             for _ in range(args.repeat):  # interleaved
                 ours += _timed(lambda s=sub, m=method: normalize(s, m).values, 1)
                 peer += _timed(lambda d=subdf, m=method: a4_normalize(d, m), 1)
-            results[method] = {"archs4x_s": _spread(ours), "archs4py_s": _spread(peer),
+            results[method] = {"archs4x_s": spread(ours), "archs4py_s": spread(peer),
                                "archs4py / archs4x": statistics.median(peer)
                                / statistics.median(ours)}  # fmt: skip
             print(f"{method:>12}: archs4x {statistics.median(ours):6.2f} s  archs4py "
@@ -238,7 +191,7 @@ def memory(args) -> dict:
             ours += _timed(lambda: normalize(sub, "tmm").values, 1)
             peer += _timed(lambda: TMM().fit_transform(xt), 1)
         ratio = statistics.median(peer) / statistics.median(ours)
-        results["tmm"] = {"archs4x_s": _spread(ours), "rnanorm_s": _spread(peer),
+        results["tmm"] = {"archs4x_s": spread(ours), "rnanorm_s": spread(peer),
                           "rnanorm / archs4x": ratio}  # fmt: skip
         print(f"{'tmm':>12}: archs4x {statistics.median(ours):6.2f} s  rnanorm  "
               f"{statistics.median(peer):6.2f} s  ratio {ratio:5.2f}")  # fmt: skip
