@@ -6,7 +6,10 @@ Part 1 (``--scale``): on 67,186 x N-sample files in the ARCHS4 layout (N = 5,000
 LocalCluster of 2 worker processes.  Every run is a fresh subprocess; runs are
 interleaved (floor, methods, floor, methods, ...) so that a noisy neighbour hits all of
 them alike, and each figure is the median of ``--repeat`` runs with the min and max
-kept.  The normalized matrix is reduced to per-sample sums, so it is never materialized
+kept.  ``--realscale K`` does the same on K random samples of the file with the real
+file's structure (67,186 x 1,000,000, 34M chunks), so selection and chunk lookup are
+those of the real file; the samples are drawn among its columns of real counts (most of
+its columns are zero chunks, which would make every pass trivial).  The normalized matrix is reduced to per-sample sums, so it is never materialized
 (67,186 x 20,000 float64 would be 10.7 GB).  The reduction is a plain sum, like the read
 floor's: xarray's default NaN-skipping sum of a float array adds three passes of its own
 (``isnan``, ``where``, ``sum``) that measure xarray, not the normalization (results before
@@ -24,6 +27,7 @@ pandas DataFrame and rnanorm ``TMM().fit_transform`` against archs4x ``normalize
 NumPy-backed DataArray, in the same process.
 
     python benchmarks/bench_normalize.py --scale --samples 5000 20000 --repeat 3
+    python benchmarks/bench_normalize.py --realscale 2000 --repeat 3  # the 34M-chunk file
     python benchmarks/bench_normalize.py --memory
     python benchmarks/bench_normalize.py --markdown     # the README tables, from the JSON
 """
@@ -40,18 +44,25 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _data import RESULTS, bench_file, save_results
+from _data import DATA, RESULTS, bench_file, save_results
 from _measure import run_child, spread
 
 METHODS = ("cpm", "quantile", "log_quantile", "tmm")
+#: The file with the real file's structure (67,186 x 1,000,000, 34M chunks of (2000, 1)).
+REALSCALE = DATA / "realscale_67186x1000000.h5"
+REALSCALE_SAMPLES = 1_000_000
 FLOOR = "read floor"
 
 _CHILD = r"""
 import json, resource, sys, time
+import numpy as np
 import archs4x
 from archs4x.compute.normalize import normalize
-path, method, scheduler = sys.argv[1:4]
+path, method, scheduler, select = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 ds = archs4x.open_dataset(path)
+if select:  # random samples (seed 0) among the real-scale file's columns of real counts
+    pool = json.load(open(path + ".json"))["real_columns"]
+    ds = ds.isel(sample=np.sort(np.random.default_rng(0).choice(pool, select, replace=False)))
 client = cluster = None
 if scheduler == "distributed":
     from distributed import Client, LocalCluster
@@ -80,13 +91,17 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "self_maxrss_mb": hwm_mb(),
 """
 
 
-def run_one(path, method: str, scheduler: str) -> dict:
-    """One run in a fresh subprocess: wall time, peak RSS, checksum."""
-    return run_child(_CHILD, [str(path), method, scheduler], method, scheduler)
+def run_one(path, method: str, scheduler: str, select: int = 0) -> dict:
+    """One run in a fresh subprocess (of ``select`` random samples, if > 0): wall time,
+    peak RSS, checksum."""
+    return run_child(_CHILD, [str(path), method, scheduler, str(select)], method, scheduler)
 
 
-def scale_one(n_samples: int, args) -> dict:
-    path = bench_file(67_186, n_samples)
+def scale_one(n_samples: int, args, path=None, select: int = 0) -> dict:
+    """Floor and methods on the 67,186 x ``n_samples`` file, or on ``select`` random samples
+    of ``path`` (the real-scale file)."""
+    path = path or bench_file(67_186, n_samples)
+    n_samples = select or n_samples
     mb = 67_186 * n_samples * 4 / 1e6
     runs: dict[str, dict] = {}
     names = [FLOOR, *args.methods]
@@ -94,7 +109,7 @@ def scale_one(n_samples: int, args) -> dict:
         raw: dict[str, list[dict]] = {m: [] for m in names}
         for rep in range(args.repeat):
             for method in names:
-                r = run_one(path, method, scheduler)
+                r = run_one(path, method, scheduler, select)
                 raw[method].append(r)
                 print(f"  {n_samples} {scheduler:>11} run {rep + 1}: {method:>12} "
                       f"{r['wall_s']:7.2f} s  peak RSS {r['peak_rss_mb']:6.0f} MB",
@@ -116,13 +131,19 @@ def scale_one(n_samples: int, args) -> dict:
                 "runs": raw[method],
             }
     return {"file": str(path), "shape": [67_186, n_samples], "counts_mb": mb,
+            "selection": f"{select:,} random samples with real counts (seed 0)" if select else "all samples",
             "repeat": args.repeat, "statistic": "median (min, max kept)", "runs": runs}  # fmt: skip
 
 
 def table_markdown(result: dict) -> str:
     """The issue's table (time, MB/s, vs read floor, peak RSS) from a saved result."""
     n = result["shape"][1]
-    lines = [f"67,186 x {n:,} samples ({result['counts_mb']:,.0f} MB of counts), median "
+    where = (
+        f" of {os.path.basename(result['file'])} (the real file's 34M chunks)"
+        if result.get("selection", "all samples") != "all samples"
+        else ""
+    )
+    lines = [f"67,186 x {n:,} samples{where} ({result['counts_mb']:,.0f} MB of counts), median "
              "(min-max, runs):", "",
              "| pass | scheduler | time | MB/s | vs read floor | CPU time, vs floor | peak RSS |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -207,6 +228,12 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="in-memory runs against archs4py/rnanorm")
     ap.add_argument("--markdown", action="store_true", help="print the tables from the JSON")
     ap.add_argument("--samples", type=int, nargs="+", default=[5_000, 20_000])
+    ap.add_argument(
+        "--realscale",
+        type=int,
+        metavar="K",
+        help=f"out-of-core runs on K random samples of {REALSCALE.name}",
+    )
     ap.add_argument("--memory-samples", type=int, default=1_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -214,10 +241,18 @@ def main() -> None:
                     choices=["threads", "distributed"])  # fmt: skip
     args = ap.parse_args()
     if args.markdown:
-        for n in args.samples:
-            path = RESULTS / f"normalize_scale_{n}.json"
+        paths = [RESULTS / f"normalize_scale_{n}.json" for n in args.samples]
+        for path in [*paths, *sorted(RESULTS.glob("normalize_realscale_*.json"))]:
             if path.exists():
                 print(table_markdown(json.loads(path.read_text())), end="\n\n")
+        return
+    if args.realscale:
+        if not REALSCALE.exists():
+            raise SystemExit(f"{REALSCALE} does not exist: python benchmarks/bench_read.py "
+                             "--files realscale writes it")  # fmt: skip
+        res = scale_one(REALSCALE_SAMPLES, args, path=REALSCALE, select=args.realscale)
+        print(table_markdown(res))
+        print("saved", save_results(f"normalize_realscale_{args.realscale}", res))
         return
     if not (args.scale or args.memory):
         args.scale = args.memory = True

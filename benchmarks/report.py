@@ -211,10 +211,14 @@ def rows_remote() -> Iterator[Row]:
 
 
 def rows_normalize() -> Iterator[Row]:
-    for n in (5000, 20000):
-        d = _load(f"normalize_scale_{n}")
+    files = [_load(f"normalize_scale_{n}") for n in (5000, 20000)]
+    for d in [*files, *_glob("normalize_realscale_*.json")]:
         if d is None:
             continue
+        n = d["shape"][1]
+        where = ("from the file" if d.get("selection", "all samples") == "all samples"
+                 else f"({d['selection'].split(' ', 1)[1]}) of the 67,186 x 1,000,000 file "
+                 "(34M chunks)")  # fmt: skip
         runs = d["runs"]
         floor = runs.get("read floor/threads")
         if floor is None:
@@ -225,7 +229,7 @@ def rows_normalize() -> Iterator[Row]:
             if r is not None:
                 parts.append(f"{m} {_spread(r['wall_s'])} ({_x(r['vs_read_floor'])})")
         rss = max(r["peak_rss_mb"] for k, r in runs.items() if k.endswith("/threads"))
-        yield (f"normalize 67,186 x {n:,} from the file, threads, {d['repeat']} run(s) "
+        yield (f"normalize 67,186 x {n:,} {where}, threads, {d['repeat']} run(s) "
                f"({_date(d)})", f"read floor `counts.sum()` {_spread(floor['wall_s'])}",
                "; ".join(parts) + f"; peak RSS {rss:,.0f} MB",
                "in brackets: floor time / method time (goal: cpm >= 0.9x, quantile >= "
